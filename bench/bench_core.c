@@ -1,0 +1,318 @@
+/* bench_core.c - the core runtime's benchmarks: switch, yield, spawn,
+ * skynet, sleepers, timers. */
+#include "bench.h"
+#include "fcontext.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- switch: the raw jump_fcontext round trip, the floor ---------------- */
+
+static void switch_peer(transfer_t t)
+{
+    for (;;)
+        t = jump_fcontext(t.fctx, NULL);
+}
+
+static int bench_switch(const bench_opts *o)
+{
+    enum { N = 10 * 1000 * 1000, STACK = 64 * 1024 };
+    char *stack = malloc(STACK);
+    BENCH_CHECK(stack, "malloc");
+    fcontext_t peer = make_fcontext(stack + STACK, STACK, switch_peer);
+    double v[101];
+    for (unsigned r = 0; r <= o->reps; r++) {
+        int64_t t0 = wf_now();
+        for (int i = 0; i < N; i++)
+            peer = jump_fcontext(peer, NULL).fctx;
+        int64_t t1 = wf_now();
+        if (r)
+            v[r - 1] = (double)(t1 - t0) / N;
+    }
+    free(stack);
+    bench_opts one = *o;
+    one.workers = 1;
+    bench_print("switch", "ns_per_roundtrip", bench_median(v, o->reps), "ns", &one, NULL);
+    return 0;
+}
+
+/* --- yield: 1,000 fibers x 1,000 yields ---------------------------------- */
+
+enum { YIELD_FIBERS = 1000, YIELDS = 1000 };
+
+static int yielder(void *arg, void **res)
+{
+    for (int i = 0; i < YIELDS; i++)
+        if (wf_yield() != 0)
+            return -1;
+    return 0;
+}
+
+typedef struct {
+    const bench_opts *o;
+    double v[101];
+} bench_ctx;
+
+static int yield_main(void *arg, void **res)
+{
+    bench_ctx *c = arg;
+    wf_task_t *t = malloc(sizeof *t * YIELD_FIBERS);
+    for (unsigned r = 0; r <= c->o->reps; r++) {
+        int64_t t0 = wf_now();
+        for (int i = 0; i < YIELD_FIBERS; i++)
+            BENCH_CHECK(wf_spawn(&t[i], yielder, NULL, NULL) == 0, "spawn");
+        for (int i = 0; i < YIELD_FIBERS; i++) {
+            int st = -1;
+            BENCH_CHECK(wf_join(t[i], &st, NULL) == 0 && st == 0, "yielder %d", i);
+        }
+        int64_t t1 = wf_now();
+        if (r)
+            c->v[r - 1] = (double)(t1 - t0) / ((double)YIELD_FIBERS * YIELDS);
+    }
+    free(t);
+    return 0;
+}
+
+static int bench_yield(const bench_opts *o)
+{
+    bench_ctx c = {.o = o};
+    bench_run(o, yield_main, &c);
+    bench_print("yield", "ns_per_yield", bench_median(c.v, o->reps), "ns", o, "fibers=1000,yields=1000");
+    return 0;
+}
+
+/* --- spawn: 1,000,000 empty tasks, then join them all -------------------- */
+
+enum { SPAWN_N = 1000 * 1000 };
+
+static int empty_task(void *arg, void **res)
+{
+    *res = arg;
+    return 0;
+}
+
+static int spawn_main(void *arg, void **res)
+{
+    bench_ctx *c = arg;
+    wf_task_t *t = malloc(sizeof *t * SPAWN_N);
+    BENCH_CHECK(t, "malloc");
+    for (unsigned r = 0; r <= c->o->reps; r++) {
+        int64_t t0 = wf_now();
+        for (intptr_t i = 0; i < SPAWN_N; i++)
+            BENCH_CHECK(wf_spawn(&t[i], empty_task, (void *)i, NULL) == 0, "spawn %ld", (long)i);
+        for (intptr_t i = 0; i < SPAWN_N; i++) {
+            int st = -1;
+            void *rv = NULL;
+            BENCH_CHECK(wf_join(t[i], &st, &rv) == 0 && st == 0 && rv == (void *)i, "task %ld", (long)i);
+        }
+        int64_t t1 = wf_now();
+        if (r)
+            c->v[r - 1] = (double)(t1 - t0) / SPAWN_N;
+    }
+    free(t);
+    return 0;
+}
+
+static int bench_spawn(const bench_opts *o)
+{
+    bench_ctx c = {.o = o};
+    bench_run(o, spawn_main, &c);
+    bench_print("spawn", "ns_per_task", bench_median(c.v, o->reps), "ns", o, "tasks=1000000");
+    return 0;
+}
+
+/* --- skynet (atemerev/skynet): 10-ary tree down to 1,000,000 leaves ----- */
+
+static int skynet_node(void *arg, void **res)
+{
+    uintptr_t packed = (uintptr_t)arg;
+    long num = (long)(packed >> 24), size = (long)(packed & 0xffffff);
+    if (size == 1) {
+        *res = (void *)(intptr_t)num;
+        return 0;
+    }
+    wf_task_t kids[10];
+    long step = size / 10;
+    for (long i = 0; i < 10; i++) {
+        uintptr_t p = ((uintptr_t)(num + i * step) << 24) | (uintptr_t)step;
+        int e = wf_spawn(&kids[i], skynet_node, (void *)p, NULL);
+        if (e)
+            return e;
+    }
+    long sum = 0;
+    for (int i = 0; i < 10; i++) {
+        void *rv;
+        int st;
+        int e = wf_join(kids[i], &st, &rv);
+        if (e)
+            return e;
+        if (st)
+            return st;
+        sum += (long)(intptr_t)rv;
+    }
+    *res = (void *)(intptr_t)sum;
+    return 0;
+}
+
+static int skynet_main(void *arg, void **res)
+{
+    bench_ctx *c = arg;
+    for (unsigned r = 0; r <= c->o->reps; r++) {
+        int64_t t0 = wf_now();
+        wf_task_t root;
+        BENCH_CHECK(wf_spawn(&root, skynet_node, (void *)(uintptr_t)1000000, NULL) == 0, "spawn");
+        void *rv;
+        int st;
+        BENCH_CHECK(wf_join(root, &st, &rv) == 0 && st == 0, "root: %s", wf_strerror(st));
+        int64_t t1 = wf_now();
+        BENCH_CHECK((long)(intptr_t)rv == 499999500000L, "sum %ld", (long)(intptr_t)rv);
+        if (r)
+            c->v[r - 1] = (double)(t1 - t0) / 1e6;
+    }
+    return 0;
+}
+
+static int bench_skynet(const bench_opts *o)
+{
+    bench_ctx c = {.o = o};
+    bench_run(o, skynet_main, &c);
+    bench_print("skynet", "wall_ms", bench_median(c.v, o->reps), "ms", o, "leaves=1000000");
+    return 0;
+}
+
+/* --- sleepers: 100,000 fibers sleeping 1 s at once ------------------------ */
+
+enum { SLEEPERS = 100 * 1000 };
+
+typedef struct {
+    _Atomic int asleep;
+} sleepers_state;
+
+static int sleeper(void *arg, void **res)
+{
+    sleepers_state *s = arg;
+    atomic_fetch_add_explicit(&s->asleep, 1, memory_order_relaxed);
+    return wf_sleep(WF_NSEC_PER_SEC);
+}
+
+typedef struct {
+    const bench_opts *o;
+    double wall[101];
+    double rss_per_task; /* from the first, cold, run */
+} sleepers_ctx;
+
+static int sleepers_main(void *arg, void **res)
+{
+    sleepers_ctx *c = arg;
+    wf_task_t *t = malloc(sizeof *t * SLEEPERS);
+    BENCH_CHECK(t, "malloc");
+    for (unsigned r = 0; r < c->o->reps; r++) {
+        sleepers_state s = {0};
+        long rss0 = bench_rss_kib();
+        int64_t t0 = wf_now();
+        for (int i = 0; i < SLEEPERS; i++)
+            BENCH_CHECK(wf_spawn(&t[i], sleeper, &s, NULL) == 0, "spawn");
+        /* Wait until every fiber is asleep, then read the resident size. */
+        while (atomic_load(&s.asleep) < SLEEPERS)
+            wf_sleep(WF_NSEC_PER_MSEC);
+        long rss1 = bench_rss_kib();
+        for (int i = 0; i < SLEEPERS; i++) {
+            int st = -1;
+            BENCH_CHECK(wf_join(t[i], &st, NULL) == 0 && st == 0, "sleeper %d", i);
+        }
+        int64_t t1 = wf_now();
+        c->wall[r] = (double)(t1 - t0) / 1e6;
+        if (r == 0)
+            c->rss_per_task = (double)(rss1 - rss0) / SLEEPERS;
+    }
+    free(t);
+    return 0;
+}
+
+static int bench_sleepers(const bench_opts *o)
+{
+    sleepers_ctx c = {.o = o};
+    bench_run(o, sleepers_main, &c);
+    bench_print("sleepers", "wall_ms", bench_median(c.wall, o->reps), "ms", o, "fibers=100000,sleep=1s");
+    bench_print("sleepers", "rss_kib_per_task", c.rss_per_task, "KiB", o, "fibers=100000,run=cold");
+    return 0;
+}
+
+/* --- timers: 1,000,000 armed, half cancelled, the rest fired ------------- */
+
+enum { TIMERS = 1000 * 1000 };
+
+typedef struct {
+    wf_timer_t *tm;
+    unsigned char *hits;
+    _Atomic long fired;
+} timers_state;
+
+static timers_state *g_timers;
+
+static void timer_cb(void *arg)
+{
+    uintptr_t i = (uintptr_t)arg;
+    g_timers->hits[i]++;
+    atomic_fetch_add_explicit(&g_timers->fired, 1, memory_order_release);
+}
+
+static int timers_main(void *arg, void **res)
+{
+    bench_ctx *c = arg;
+    timers_state s;
+    s.tm = calloc(TIMERS, sizeof *s.tm);
+    s.hits = calloc(TIMERS, 1);
+    BENCH_CHECK(s.tm && s.hits, "calloc");
+    g_timers = &s;
+    for (unsigned r = 0; r <= c->o->reps; r++) {
+        memset(s.hits, 0, TIMERS);
+        atomic_store(&s.fired, 0);
+        long cancelled = 0;
+        int64_t t0 = wf_now();
+        /* Deadlines spread over the next millisecond, in mixed order. */
+        for (uintptr_t i = 0; i < TIMERS; i++)
+            BENCH_CHECK(wf_timer_start(&s.tm[i], t0 + (int64_t)((i * 7919) % 1000) * 1000, timer_cb,
+                                       (void *)i) == 0,
+                        "start %lu", (unsigned long)i);
+        for (uintptr_t i = 0; i < TIMERS; i += 2) {
+            int e = wf_timer_cancel(&s.tm[i]);
+            BENCH_CHECK(e == 0 || e == -EALREADY, "cancel: %s", wf_strerror(e));
+            if (e == 0) {
+                cancelled++;
+                s.hits[i] = 2; /* must never fire now */
+            }
+        }
+        while (atomic_load_explicit(&s.fired, memory_order_acquire) + cancelled < TIMERS)
+            wf_sleep(50 * WF_NSEC_PER_USEC);
+        int64_t t1 = wf_now();
+        for (uintptr_t i = 0; i < TIMERS; i++)
+            BENCH_CHECK(s.hits[i] == 1 || s.hits[i] == 2, "timer %lu hit %d times", (unsigned long)i,
+                        s.hits[i]);
+        if (r)
+            c->v[r - 1] = (double)(t1 - t0) / TIMERS;
+    }
+    free(s.tm);
+    free(s.hits);
+    return 0;
+}
+
+static int bench_timers(const bench_opts *o)
+{
+    bench_ctx c = {.o = o};
+    bench_run(o, timers_main, &c);
+    bench_print("timers", "ns_per_timer", bench_median(c.v, o->reps), "ns", o, "timers=1000000,cancelled=half");
+    return 0;
+}
+
+const bench_def bench_core[] = {
+    {"switch", "raw jump_fcontext round trip (the floor)", bench_switch},
+    {"yield", "1,000 fibers each yielding 1,000 times", bench_yield},
+    {"spawn", "spawn 1,000,000 empty tasks, then join them", bench_spawn},
+    {"skynet", "skynet: 10-ary tree of tasks, 1,000,000 leaves", bench_skynet},
+    {"sleepers", "100,000 fibers sleeping 1 s at once", bench_sleepers},
+    {"timers", "1,000,000 timers: armed, half cancelled, rest fired", bench_timers},
+};
+const unsigned bench_core_n = sizeof bench_core / sizeof bench_core[0];

@@ -1,0 +1,101 @@
+/* weft-bench - run one benchmark: weft-bench NAME [--workers N] [--reps R]
+ * `weft-bench list` names them all. */
+#include "bench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, unsigned n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+unsigned bench_workers(const bench_opts *o)
+{
+    if (o->workers)
+        return o->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+void bench_print(const char *name, const char *metric, double value, const char *unit,
+                 const bench_opts *o, const char *extra)
+{
+    printf("%s weft %s %.*f %s workers=%u,reps=%u%s%s\n", name, metric, value < 100 ? 2 : 0, value,
+           unit, bench_workers(o), o->reps, extra && *extra ? "," : "", extra ? extra : "");
+    fflush(stdout);
+}
+
+void bench_run(const bench_opts *o, wf_fn fn, void *arg)
+{
+    wf_config_t cfg;
+    wf_config_init(&cfg);
+    cfg.workers = o->workers;
+    int status = -1;
+    int e = wf_run(&cfg, fn, arg, &status, NULL);
+    BENCH_CHECK(e == 0, "wf_run: %s", wf_strerror(e));
+    BENCH_CHECK(status == 0, "main task: %s", wf_strerror(status));
+}
+
+long bench_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static const bench_def *find(const char *name)
+{
+    for (unsigned i = 0; i < bench_core_n; i++)
+        if (!strcmp(bench_core[i].name, name))
+            return &bench_core[i];
+    return NULL;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: weft-bench NAME [--workers N] [--reps R]\n       weft-bench list\n");
+    exit(64);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        usage();
+    if (!strcmp(argv[1], "list")) {
+        for (unsigned i = 0; i < bench_core_n; i++)
+            printf("%-12s %s\n", bench_core[i].name, bench_core[i].what);
+        return 0;
+    }
+    bench_opts o = {.workers = 0, .reps = 5};
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--workers") && i + 1 < argc)
+            o.workers = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            o.reps = (unsigned)strtoul(argv[++i], NULL, 10);
+        else
+            usage();
+    }
+    if (o.reps == 0 || o.reps > 101)
+        usage();
+    const bench_def *b = find(argv[1]);
+    if (!b) {
+        fprintf(stderr, "weft-bench: no benchmark named '%s' (try: weft-bench list)\n", argv[1]);
+        return 64;
+    }
+    return b->run(&o);
+}

@@ -1,0 +1,19 @@
+/* weft.h - an M:N green-thread runtime with the asyncio toolbox for C.
+ *
+ * One header, organised by concept; each part lives in include/weft/:
+ *   core.h   wf_run, configuration, errors
+ *   task.h   spawn, join, detach, cancel, yield
+ *   time.h   the clock, sleep, deadlines, callback timers
+ *   io.h     waiting for file descriptors through the poller
+ *
+ * docs/api.md lists every function beside its asyncio counterpart.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include "weft/core.h"
+#include "weft/task.h"
+#include "weft/time.h"
+#include "weft/io.h"
+
+#endif

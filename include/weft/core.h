@@ -1,0 +1,99 @@
+/* weft/core.h - starting the runtime, errors, configuration.
+ *
+ * Conventions for every weft function:
+ *  - It returns 0 (or a documented non-negative value) on success and a
+ *    negative errno on failure. Nothing is reported through errno or any
+ *    thread-local: a fiber can wake on another worker thread.
+ *  - A call that fails has no side effect.
+ *  - "Fiber only" means the function must be called from code running in a
+ *    weft task; elsewhere it fails with -EPERM.
+ *  - Deadlines are absolute times on the wf_now() clock in nanoseconds.
+ *    WF_FOREVER (-1) waits forever; any deadline at or before now (0 is the
+ *    usual spelling) means "do not wait": the call tries once.
+ */
+#ifndef WEFT_CORE_H
+#define WEFT_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @defgroup core Runtime, configuration and errors
+ * @{ */
+
+/** Wait forever (a deadline). */
+#define WF_FOREVER ((int64_t)-1)
+
+/** The body of a task: returns the task's status (0 for success, or a
+ * negative errno of the task's choosing: its "exception") and may store a
+ * result pointer in *result (which starts out NULL). */
+typedef int (*wf_fn)(void *arg, void **result);
+
+/** Runtime configuration. Initialise with wf_config_init(), then set fields. */
+typedef struct wf_config {
+    /** Worker threads. 0: one per online CPU. At most 1024. */
+    unsigned workers;
+    /** Default fiber stack size in bytes, rounded up to whole pages.
+     * 0: 64 KiB. Between 16 KiB and 1 GiB. */
+    size_t stack_size;
+    /** How many fiber stacks may get a guard page of their own. Each such
+     * stack costs two of the process's vm.max_map_count mappings, so past
+     * this number stacks are carved from shared slabs and protected by a
+     * canary checked at every switch instead (docs/architecture.md, "Stacks").
+     * -1: derived from vm.max_map_count (a quarter of the headroom);
+     * 0: canaries only. */
+    long guard_stacks;
+    /** Pin worker i to CPU i modulo the online CPUs. */
+    bool pin_workers;
+} wf_config_t;
+
+/** Fill @p cfg with the defaults described in wf_config_t.
+ * @param cfg  the configuration to fill; NULL is ignored. Never blocks. */
+void wf_config_init(wf_config_t *cfg);
+
+/** Run a weft program: start the runtime, run @p main_fn(@p arg) as the main
+ * task, and when it returns cancel every task still alive, wait for them to
+ * finish, and release every thread, file descriptor and memory mapping the
+ * runtime made. Like asyncio.run().
+ *
+ * Start-up is a fixed sequence of numbered steps (runtime/runtime.c).
+ *
+ * @param cfg      configuration, or NULL for the defaults.
+ * @param main_fn  the main task's body; required.
+ * @param arg      passed to @p main_fn.
+ * @param status   if not NULL, receives the main task's status: 0, the
+ *                 negative errno it returned, or -ECANCELED.
+ * @param result   if not NULL, receives the main task's result pointer.
+ * @return 0 when the main task ran (its outcome is in *status / *result);
+ *   -EINVAL  @p main_fn is NULL or a field of @p cfg is out of range;
+ *   -EPERM   called from inside a weft runtime thread (a worker or the poller);
+ *   -ENOMEM  memory or mappings for the runtime could not be had;
+ *   -EAGAIN  a thread could not be created;
+ *   another negative errno if a kernel object (epoll, eventfd) failed.
+ * Blocks the calling thread until the program ends. Thread-safe: separate
+ * threads may run separate runtimes. */
+int wf_run(const wf_config_t *cfg, wf_fn main_fn, void *arg, int *status, void **result);
+
+/** A description of a weft error code. @param err a negative (or positive)
+ * errno value. @return a static string, never NULL; thread-safe. */
+const char *wf_strerror(int err);
+
+/** The number of worker threads of the running runtime.
+ * @return the count, or -EPERM outside a runtime thread. Never blocks. */
+int wf_workers(void);
+
+/** The index (0 .. workers-1) of the worker running the caller right now.
+ * A fiber may move between workers at any wait, so the answer is only a hint.
+ * @return the index, or -EPERM outside a worker thread. */
+int wf_worker_index(void);
+
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,157 @@
+/* fiber.c - switching between a worker's scheduler and a task's fiber.
+ *
+ * Every switch goes fiber -> scheduler -> fiber on the worker's own thread
+ * stack (Go's mcall/g0 shape). The scheduler half runs right after a fiber
+ * switched away, on a stack nobody else can be on, which is where the
+ * "publish only after the switch" rule of DESIGN.md is kept: a parked fiber
+ * is made visible as parked (wf__park_settle), a yielded one is queued, and
+ * a dead one's stack is recycled only here.
+ *
+ * The context of the side that switched away travels in the transfer_t
+ * returned by jump_fcontext; the data pointer is always the worker whose
+ * scheduler is involved, so a fiber learns which worker resumed it from the
+ * switch itself, never from a thread-local cached across the switch.
+ */
+#include "park.h"
+#include "runtime.h"
+#include "sanitizer.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* The fiber loop. A fiber (a stack and its context) runs one task per turn:
+ * when the task's function returns, the loop switches back to the scheduler
+ * with WF__ACT_EXIT and stays suspended right there, in the pooled stack,
+ * until the stack is handed to a new task and resumed. So a task start costs
+ * no make_fcontext once stacks are warm, and the sanitizers see every task's
+ * frames return (a TSan fiber state can then be reused for the next task:
+ * creating one clears ~770 KiB). */
+static void fiber_entry(transfer_t tr)
+{
+    wf__asan_finish_switch(NULL);
+    wf__worker *w = tr.data;
+    w->sched_ctx = tr.fctx;
+    for (;;) {
+        wf__task *t = w->current;
+        wf__task_run(t);
+        w = wf__fiber_switch_out(t, WF__ACT_EXIT);
+    }
+}
+
+/* Owner only. Queue `t` at the back of this worker's ring (or its pinned
+ * inbox), sending overflow to the inject queue. */
+static void requeue_back(wf__worker *w, wf__task *t)
+{
+    if (t->pin >= 0) {
+        wf__inject_push(&w->pinned, t);
+        return;
+    }
+    wf__batch of;
+    wf__batch_init(&of);
+    if (!wf__runq_push(&w->runq, t, &of)) {
+        wf__inject_push_batch(&w->rt->inject, &of);
+        wf__notify_work(w->rt);
+    }
+}
+
+/* First run of a task: give it a stack and a context. Returns false if the
+ * task ended without running (cancelled before start, or no memory). */
+static bool first_run(wf__worker *w, wf__task *t)
+{
+    wf__runtime *rt = w->rt;
+    /* acquire: pairs with wf_cancel's increment; a task cancelled before it
+     * first ran never runs (asyncio), and needs no stack. */
+    if (atomic_load_explicit(&t->cancel, memory_order_acquire) > 0) {
+        wf__task_finish(t, -ECANCELED, NULL);
+        wf__task_retire(rt, t);
+        return false;
+    }
+    wf__stack *s = wf__stack_get(&rt->stacks, &w->stacks, t->stack_size);
+    if (!s) {
+        wf__task_finish(t, -ENOMEM, NULL);
+        wf__task_retire(rt, t);
+        return false;
+    }
+    t->stack = s;
+    /* A pooled stack's fiber is suspended in its loop: resume it. */
+    t->ctx = s->ctx ? s->ctx : make_fcontext(s->hi, s->size, fiber_entry);
+    s->ctx = NULL;
+    if (WF_TSAN && !s->tsan)
+        s->tsan = wf__tsan_create();
+    wf__tsan_name(s->tsan, t->name);
+    atomic_store_explicit(&t->life, WF__LIFE_STARTED, memory_order_relaxed);
+    return true;
+}
+
+void wf__fiber_run(wf__worker *w, wf__task *t)
+{
+    if (wf__unlikely(!t->stack) && !first_run(w, t))
+        return;
+
+    w->current = t;
+    atomic_store_explicit(&t->where, WF__WHERE_RUNNING, memory_order_relaxed);
+    void *fake = NULL;
+    wf__asan_start_switch(&fake, t->stack->lo, t->stack->size);
+    wf__tsan_switch(t->stack->tsan);
+    transfer_t tr = jump_fcontext(t->ctx, w);
+    wf__asan_finish_switch(fake);
+
+    /* Back on the scheduler's stack: `t` is no longer running anywhere. */
+    t->ctx = tr.fctx;
+    w->current = NULL;
+    wf__stack *s = t->stack;
+    if ((uintptr_t)tr.fctx < s->min_sp)
+        s->min_sp = (uintptr_t)tr.fctx;
+    if (wf__unlikely(!wf__stack_canary_ok(s)))
+        wf__overflow_report(t);
+
+    switch (w->action) {
+    case WF__ACT_YIELD:
+        atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
+        requeue_back(w, t);
+        break;
+    case WF__ACT_PARK:
+        atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
+        if (!wf__park_settle(t)) {
+            /* Decided while it was switching out: nobody else will queue it.
+             * It was just woken, so it runs next, as a woken task would. */
+            if (t->pin >= 0) {
+                wf__inject_push(&w->pinned, t);
+            } else {
+                wf__task *old = wf__runq_put_next(&w->runq, t);
+                if (old) {
+                    requeue_back(w, old);
+                    wf__notify_work(w->rt);
+                }
+            }
+        }
+        break;
+    case WF__ACT_EXIT:
+        /* The fiber loop, suspended, stays with the stack. */
+        s->ctx = tr.fctx;
+        t->stack = NULL;
+        t->ctx = NULL;
+        wf__stack_put(&w->rt->stacks, &w->stacks, s);
+        wf__task_retire(w->rt, t);
+        break;
+    default:
+        wf__panic("fiber switched back with unknown action %u", w->action);
+    }
+    w->action = WF__ACT_NONE;
+}
+
+wf__worker *wf__fiber_switch_out(wf__task *t, unsigned action)
+{
+    wf__worker *w = wf__tls_worker();
+    wf__assert(w && w->current == t, "a fiber switches out from its own worker");
+    w->action = action;
+    void *fake = NULL;
+    wf__asan_start_switch(&fake, w->stack_lo, w->stack_len);
+    wf__tsan_switch(w->tsan_sched);
+    transfer_t tr = jump_fcontext(w->sched_ctx, w);
+    /* Resumed, possibly by another worker: learn which from the switch. */
+    wf__asan_finish_switch(fake);
+    wf__worker *now = tr.data;
+    now->sched_ctx = tr.fctx;
+    return now;
+}

@@ -1,0 +1,371 @@
+/* poller.c - the epoll thread and the fd wait primitive (poller.h).
+ *
+ * The loop, each round:
+ *   1. Fire due timers: its own wheel, parked workers' wheels, and the
+ *      wheels of awake workers whose timers are overdue by more than
+ *      STUCK_NS (a worker stuck in a long fiber: the sysmon duty).
+ *   2. Plan the next wake-up: the earliest deadline of those wheels, and
+ *      at most WF__SYSMON_NS ahead while any worker is awake. Publish it in
+ *      wake_at with an exchange: a kicker that lowered wake_at meanwhile
+ *      also wrote the eventfd, so the sleep below returns at once.
+ *   3. epoll_pwait2 until then; set wake_at to INT64_MAX while awake (any
+ *      kick then writes the eventfd, and the next round recomputes).
+ *   4. Turn each event into wake-ups, all in one batch to the inject queue.
+ */
+#include "poller.h"
+#include "park.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft/io.h>
+#include <weft/time.h>
+
+#define MAX_EVENTS 256
+#define STUCK_NS (1 * 1000 * 1000)
+
+/* node->data of a waiter woken because its fd was forgotten. */
+static char badf_mark;
+
+int wf__poller_init(wf__poller *p, wf__runtime *rt)
+{
+    memset(p, 0, sizeof *p);
+    p->rt = rt;
+    p->epfd = -1;
+    p->evfd = -1;
+    atomic_init(&p->stop, false);
+    atomic_init(&p->wake_at, INT64_MAX);
+    atomic_init(&p->deep_sleep, false);
+    pthread_mutex_init(&p->fds_lock, NULL);
+    wf__timers_init(&p->timers, rt, wf_now());
+    size_t len = sizeof(*p->fds) * WF__FD_MAX_CHUNKS;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -ENOMEM;
+    p->fds = m;
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (p->epfd < 0)
+        return -errno;
+    p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->evfd < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
+void wf__poller_destroy(wf__poller *p)
+{
+    if (p->fds) {
+        for (uint32_t c = 0; c < WF__FD_MAX_CHUNKS; c++)
+            free(atomic_load_explicit(&p->fds[c], memory_order_relaxed));
+        munmap(p->fds, sizeof(*p->fds) * WF__FD_MAX_CHUNKS);
+        p->fds = NULL;
+    }
+    if (p->evfd >= 0)
+        close(p->evfd);
+    if (p->epfd >= 0)
+        close(p->epfd);
+    p->evfd = p->epfd = -1;
+    pthread_mutex_destroy(&p->fds_lock);
+}
+
+static void write_eventfd(wf__poller *p)
+{
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: the poller will wake. */
+    ssize_t r = write(p->evfd, &one, sizeof one);
+    (void)r;
+}
+
+void wf__poller_kick_at(wf__poller *p, int64_t deadline)
+{
+    /* acquire/release on wake_at: the CAS orders the kicker's state (its
+     * parked flag, its wheel) before the poller's next look. */
+    int64_t cur = atomic_load_explicit(&p->wake_at, memory_order_acquire);
+    while (deadline < cur) {
+        if (atomic_compare_exchange_weak_explicit(&p->wake_at, &cur, deadline, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            write_eventfd(p);
+            return;
+        }
+    }
+}
+
+/* --- the fd table ------------------------------------------------------ */
+
+static wf__pollfd *get_pd(wf__poller *p, int fd, bool create)
+{
+    uint32_t c = (uint32_t)fd >> WF__FD_CHUNK_LOG2;
+    if (c >= WF__FD_MAX_CHUNKS)
+        return NULL;
+    /* acquire: pairs with the release that published the chunk. */
+    wf__pollfd *chunk = atomic_load_explicit(&p->fds[c], memory_order_acquire);
+    if (!chunk) {
+        if (!create)
+            return NULL;
+        pthread_mutex_lock(&p->fds_lock);
+        chunk = atomic_load_explicit(&p->fds[c], memory_order_relaxed);
+        if (!chunk) {
+            chunk = calloc(WF__FD_CHUNK, sizeof *chunk);
+            if (chunk) {
+                for (uint32_t i = 0; i < WF__FD_CHUNK; i++) {
+                    wf__spin_init(&chunk[i].lock);
+                    chunk[i].fd = (int)((c << WF__FD_CHUNK_LOG2) | i);
+                }
+                atomic_store_explicit(&p->fds[c], chunk, memory_order_release);
+            }
+        }
+        pthread_mutex_unlock(&p->fds_lock);
+        if (!chunk)
+            return NULL;
+    }
+    return &chunk[(uint32_t)fd & (WF__FD_CHUNK - 1)];
+}
+
+int wf__poller_wait(wf__poller *p, wf__task *self, int fd, unsigned dir, int64_t deadline)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (deadline < WF_FOREVER)
+        return -EINVAL;
+    wf__pollfd *pd = get_pd(p, fd, true);
+    if (!pd)
+        return fd >= (int)(WF__FD_CHUNK * WF__FD_MAX_CHUNKS) ? -EBADF : -ENOMEM;
+    unsigned d = dir == WF__POLL_READ ? 0 : 1;
+
+    wf__spin_lock(&pd->lock);
+    if (!pd->registered) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = pd};
+        if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            int e = errno;
+            if (e != EEXIST || epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
+                e = e == EEXIST ? errno : e;
+                wf__spin_unlock(&pd->lock);
+                return -e; /* EPERM: not pollable (regular file); EBADF */
+            }
+        }
+        pd->registered = true;
+        pd->ready = 0;
+    }
+    if (pd->ready & dir) {
+        pd->ready &= (uint8_t)~dir;
+        wf__spin_unlock(&pd->lock);
+        return 0;
+    }
+    if (pd->waiter[d]) {
+        wf__spin_unlock(&pd->lock);
+        return -EBUSY;
+    }
+    wf__waitnode node;
+    node.task = self;
+    node.data = NULL;
+    node.seq = wf__park_begin(self, 0);
+    pd->waiter[d] = &node;
+    wf__spin_unlock(&pd->lock);
+
+    unsigned r = wf__park_commit(self, node.seq, deadline);
+    if (r != WF__R_WOKEN) {
+        wf__spin_lock(&pd->lock);
+        if (pd->waiter[d] == &node)
+            pd->waiter[d] = NULL;
+        wf__spin_unlock(&pd->lock);
+        return r == WF__R_TIMEDOUT ? -ETIMEDOUT : -ECANCELED;
+    }
+    return node.data == &badf_mark ? -EBADF : 0;
+}
+
+/* pd->lock held. Wake direction d's waiter, or remember the edge. */
+static void wake_dir(wf__pollfd *pd, unsigned d, void *data, wf__batch *b)
+{
+    wf__waitnode *nd = pd->waiter[d];
+    if (nd) {
+        pd->waiter[d] = NULL;
+        nd->data = data; /* before the deciding CAS, which releases it */
+        wf__decision dec = wf__park_decide(nd->task, nd->seq, WF__R_WOKEN);
+        if (dec == WF__DECIDED_PARKED)
+            wf__batch_push(b, nd->task);
+        if (dec != WF__DECIDE_LOST)
+            return;
+    }
+    if (!data)
+        pd->ready |= (uint8_t)(1u << d);
+}
+
+int wf__poller_forget(wf__poller *p, int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    wf__pollfd *pd = get_pd(p, fd, false);
+    if (!pd)
+        return 0;
+    wf__batch b;
+    wf__batch_init(&b);
+    wf__spin_lock(&pd->lock);
+    if (pd->registered) {
+        /* Errors are expected when the fd is already closed (epoll dropped
+         * it then); nothing else can be done about them. */
+        (void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+        pd->registered = false;
+    }
+    pd->ready = 0;
+    wake_dir(pd, 0, &badf_mark, &b);
+    wake_dir(pd, 1, &badf_mark, &b);
+    wf__spin_unlock(&pd->lock);
+    wf__ready_batch(p->rt, &b);
+    return 0;
+}
+
+/* --- the thread -------------------------------------------------------- */
+
+static void handle_event(wf__pollfd *pd, uint32_t ev, wf__batch *b)
+{
+    wf__spin_lock(&pd->lock);
+    if (pd->registered) {
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            wake_dir(pd, 0, NULL, b);
+        if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+            wake_dir(pd, 1, NULL, b);
+    }
+    wf__spin_unlock(&pd->lock);
+}
+
+/* Steps 1 and 2: fire what is due, return the next planned wake-up. */
+static int64_t keep_time(wf__poller *p, wf__batch *b)
+{
+    wf__runtime *rt = p->rt;
+    int64_t now = wf_now();
+    if (wf__timers_next(&p->timers) <= now)
+        wf__timers_run(&p->timers, now, b);
+    int64_t next = wf__timers_next(&p->timers);
+    bool any_awake = false;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        wf__worker *w = &rt->workers[i];
+        /* acquire: pairs with the parking worker's kick (its CAS). */
+        bool parked = atomic_load_explicit(&w->parked, memory_order_acquire);
+        int64_t wn = wf__timers_next(&w->timers);
+        if (parked) {
+            if (wn <= now) {
+                wf__timers_run(&w->timers, now, b);
+                wn = wf__timers_next(&w->timers);
+            }
+            if (wn < next)
+                next = wn;
+        } else {
+            any_awake = true;
+            if (wn <= now - STUCK_NS)
+                wf__timers_run(&w->timers, now, b);
+        }
+    }
+    atomic_store_explicit(&p->deep_sleep, !any_awake, memory_order_relaxed);
+    if (any_awake && next > now + WF__SYSMON_NS)
+        next = now + WF__SYSMON_NS;
+    return next;
+}
+
+static void *poller_main(void *arg)
+{
+    wf__poller *p = arg;
+    wf__runtime *rt = p->rt;
+    wf__tls_set(rt, NULL);
+    struct epoll_event ev[MAX_EVENTS];
+    for (;;) {
+        if (atomic_load_explicit(&p->stop, memory_order_acquire))
+            break;
+        wf__batch b;
+        wf__batch_init(&b);
+        int64_t next = keep_time(p, &b);
+        wf__ready_batch(rt, &b);
+
+        /* acq_rel: see step 2 in the header comment. */
+        (void)atomic_exchange_explicit(&p->wake_at, next, memory_order_acq_rel);
+        struct timespec ts, *tsp = NULL;
+        if (next != INT64_MAX) {
+            int64_t d = next - wf_now();
+            if (d < 0)
+                d = 0;
+            ts.tv_sec = d / 1000000000;
+            ts.tv_nsec = d % 1000000000;
+            tsp = &ts;
+        }
+        int n = epoll_pwait2(p->epfd, ev, MAX_EVENTS, tsp, NULL);
+        atomic_store_explicit(&p->wake_at, INT64_MAX, memory_order_release);
+        atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
+        if (n < 0)
+            continue; /* EINTR */
+        for (int i = 0; i < n; i++) {
+            if (!ev[i].data.ptr) {
+                uint64_t v;
+                while (read(p->evfd, &v, sizeof v) > 0) {
+                }
+                continue;
+            }
+            handle_event(ev[i].data.ptr, ev[i].events, &b);
+        }
+        wf__ready_batch(rt, &b);
+    }
+    wf__tls_set(NULL, NULL);
+    return NULL;
+}
+
+int wf__poller_start(wf__poller *p)
+{
+    int e = pthread_create(&p->thread, NULL, poller_main, p);
+    if (e)
+        return -e;
+    p->started = true;
+    return 0;
+}
+
+void wf__poller_stop(wf__poller *p)
+{
+    if (!p->started)
+        return;
+    atomic_store_explicit(&p->stop, true, memory_order_release);
+    write_eventfd(p);
+    pthread_join(p->thread, NULL);
+    p->started = false;
+}
+
+/* --- public API -------------------------------------------------------- */
+
+static int wait_fd(int fd, unsigned dir, int64_t deadline)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    return wf__poller_wait(&self->rt->poller, self, fd, dir, deadline);
+}
+
+int wf_wait_readable(int fd, int64_t deadline)
+{
+    return wait_fd(fd, WF__POLL_READ, deadline);
+}
+
+int wf_wait_writable(int fd, int64_t deadline)
+{
+    return wait_fd(fd, WF__POLL_WRITE, deadline);
+}
+
+int wf_fd_forget(int fd)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    return wf__poller_forget(&rt->poller, fd);
+}
+
+int wf_fd_close(int fd)
+{
+    int r = wf_fd_forget(fd);
+    if (r < 0)
+        return r;
+    return close(fd) < 0 ? -errno : 0;
+}

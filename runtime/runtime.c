@@ -1,0 +1,300 @@
+/* runtime.c - wf_run: start-up and shutdown, in numbered steps.
+ *
+ * START-UP
+ *   1. Validate the configuration.
+ *   2. (Reserved) Fork the process-pool zygote. It must happen here, before
+ *      this function creates any thread: forking a multi-threaded process
+ *      is unsafe (DESIGN.md, "Thread pool and process pool").
+ *   3. Allocate the runtime: stack pool (and its guard budget), handle
+ *      table, inject queue, idle bookkeeping.
+ *   4. Create the poller's kernel objects (epoll, eventfd).
+ *   5. Initialise the workers: run queues, timer wheels, pinned inboxes.
+ *   6. Install the stack-overflow reporter (SIGSEGV/SIGBUS).
+ *   7. Create the main task; it waits in the inject queue.
+ *   8. Start the poller thread.
+ *   9. Start the worker threads. (The thread pool and the monitor will start
+ *      here too, as runtime-owned threads.)
+ *
+ * SHUTDOWN, once the main task has returned
+ *   10. Mark the runtime closing: tasks spawned from now on start cancelled.
+ *   11. Cancel every task still alive and wait for them all to end,
+ *       re-cancelling (every 10 ms) any that cleared its cancellation.
+ *   12. Stop the workers and the poller, and join them.
+ *   13. Release everything: the main task's record, stacks (munmap),
+ *       tables, the epoll and eventfd descriptors, the signal handlers.
+ */
+#include "park.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft/time.h>
+
+#define MAX_WORKERS 1024
+#define QUIESCE_POLL_NS (10 * 1000 * 1000)
+
+void wf__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tsp = &ts;
+    }
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+}
+
+void wf__futex_wake(_Atomic uint32_t *addr, int n)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void wf_config_init(wf_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->workers = 0;
+    cfg->stack_size = 0;
+    cfg->guard_stacks = -1;
+    cfg->pin_workers = false;
+}
+
+/* --- the main task ------------------------------------------------------ */
+
+typedef struct {
+    wf__runtime *rt;
+    wf_fn fn;
+    void *arg;
+    int status;
+    void *result;
+} main_box;
+
+static int main_trampoline(void *arg, void **result)
+{
+    main_box *mb = arg;
+    mb->status = mb->fn(mb->arg, &mb->result);
+    *result = mb->result;
+    /* release: the wf_run thread reads status/result after seeing it. */
+    atomic_store_explicit(&mb->rt->main_done, 1, memory_order_release);
+    wf__futex_wake(&mb->rt->main_done, 1);
+    return mb->status;
+}
+
+/* --- shutdown ------------------------------------------------------------ */
+
+static void cancel_one(wf__task *t, void *ctx)
+{
+    wf__runtime *rt = ctx;
+    if (t == rt->main_task)
+        return;
+    if (atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE)
+        return;
+    if (atomic_load_explicit(&t->cancel, memory_order_relaxed) != 0)
+        return;
+    atomic_fetch_add_explicit(&t->cancel, 1, memory_order_seq_cst);
+    wf__park_interrupt(t);
+}
+
+static void quiesce(wf__runtime *rt)
+{
+    /* Step 10: from now on new tasks start cancelled. seq_cst: a spawn that
+     * missed it is found by the scan below (which runs after). */
+    atomic_store_explicit(&rt->closing, 1, memory_order_seq_cst);
+    /* Step 11. */
+    while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0) {
+        wf__handle_scan(&rt->handles, cancel_one, rt);
+        if (atomic_load_explicit(&rt->live, memory_order_acquire) == 0)
+            break;
+        wf__futex_wait(&rt->quiesced, 0, QUIESCE_POLL_NS);
+    }
+}
+
+/* --- start and stop -------------------------------------------------------- */
+
+static void destroy(wf__runtime *rt)
+{
+    if (rt->workers) {
+        wf__stack_cache *caches = calloc(rt->nworkers, sizeof *caches);
+        for (uint32_t i = 0; i < rt->nworkers && caches; i++)
+            caches[i] = rt->workers[i].stacks;
+        wf__stack_pool_destroy(&rt->stacks, caches, caches ? rt->nworkers : 0);
+        free(caches);
+        free(rt->workers);
+    }
+    wf__poller_destroy(&rt->poller);
+    wf__handles_destroy(&rt->handles);
+    wf__idle_destroy(&rt->idle);
+    free(rt);
+}
+
+static void stop_threads(wf__runtime *rt)
+{
+    /* Step 12. */
+    atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        wf__worker *w = &rt->workers[i];
+        if (!w->started)
+            continue;
+        atomic_store_explicit(&w->futex, 2, memory_order_release);
+        wf__futex_wake(&w->futex, 1);
+    }
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        if (rt->workers[i].started)
+            pthread_join(rt->workers[i].thread, NULL);
+        rt->workers[i].started = false;
+    }
+    wf__poller_stop(&rt->poller);
+}
+
+int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, void **result)
+{
+    /* Step 1. */
+    if (!main_fn)
+        return -EINVAL;
+    if (wf__tls_runtime())
+        return -EPERM;
+    wf_config_t cfg;
+    if (cfg_in)
+        cfg = *cfg_in;
+    else
+        wf_config_init(&cfg);
+    if (cfg.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.workers = n > 0 ? (unsigned)(n > MAX_WORKERS ? MAX_WORKERS : n) : 1;
+    }
+    if (cfg.workers > MAX_WORKERS)
+        return -EINVAL;
+    if (cfg.stack_size == 0)
+        cfg.stack_size = WF__STACK_DEFAULT;
+    if (cfg.stack_size < WF__STACK_MIN || cfg.stack_size > WF__STACK_MAX)
+        return -EINVAL;
+    if (cfg.guard_stacks < -1)
+        return -EINVAL;
+
+    /* Step 2: the process-pool zygote will be forked here. */
+
+    /* Step 3. */
+    int err = -ENOMEM;
+    wf__runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    rt->cfg = cfg;
+    rt->nworkers = cfg.workers;
+    atomic_init(&rt->live, 0);
+    atomic_init(&rt->closing, 0);
+    atomic_init(&rt->stopping, 0);
+    atomic_init(&rt->main_done, 0);
+    atomic_init(&rt->quiesced, 0);
+    wf__inject_init(&rt->inject);
+    if (wf__idle_init(&rt->idle, rt->nworkers) < 0) {
+        free(rt);
+        return -ENOMEM;
+    }
+    if (wf__handles_init(&rt->handles, wf__task_free_record) < 0) {
+        wf__idle_destroy(&rt->idle);
+        free(rt);
+        return -ENOMEM;
+    }
+    /* Step 4 (before anything can fail, the poller is made destroyable). */
+    err = wf__poller_init(&rt->poller, rt);
+    if (err < 0 || (err = wf__stack_pool_init(&rt->stacks, cfg.stack_size, cfg.guard_stacks)) < 0) {
+        wf__poller_destroy(&rt->poller);
+        wf__handles_destroy(&rt->handles);
+        wf__idle_destroy(&rt->idle);
+        free(rt);
+        return err;
+    }
+
+    /* Step 5. */
+    rt->workers = aligned_alloc(WF_CACHELINE, rt->nworkers * sizeof *rt->workers);
+    if (!rt->workers) {
+        destroy(rt);
+        return -ENOMEM;
+    }
+    memset(rt->workers, 0, rt->nworkers * sizeof *rt->workers);
+    int64_t now = wf_now();
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        wf__worker *w = &rt->workers[i];
+        wf__runq_init(&w->runq);
+        w->rt = rt;
+        w->index = i;
+        w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+        wf__timers_init(&w->timers, rt, now);
+        wf__inject_init(&w->pinned);
+        atomic_init(&w->futex, 0);
+        atomic_init(&w->parked, false);
+        atomic_init(&w->ticks, 0);
+    }
+
+    /* Step 6. */
+    if ((err = wf__overflow_install()) < 0) {
+        destroy(rt);
+        return err;
+    }
+
+    /* Step 7. */
+    main_box mb = {.rt = rt, .fn = main_fn, .arg = arg, .status = 0, .result = NULL};
+    wf_spawn_opts_t mo = WF_SPAWN_OPTS_INIT;
+    mo.name = "main";
+    wf_task_t main_id;
+    wf__tls_set(rt, NULL); /* wf_spawn needs to know the runtime */
+    err = wf_spawn(&main_id, main_trampoline, &mb, &mo);
+    wf__tls_set(NULL, NULL);
+    if (err < 0) {
+        wf__overflow_uninstall();
+        destroy(rt);
+        return err;
+    }
+    rt->main_task = wf__handle_get(&rt->handles, main_id);
+
+    /* Steps 8 and 9. */
+    err = wf__poller_start(&rt->poller);
+    for (uint32_t i = 0; err == 0 && i < rt->nworkers; i++) {
+        wf__worker *w = &rt->workers[i];
+        int e = pthread_create(&w->thread, NULL, wf__worker_main, w);
+        if (e) {
+            err = -e;
+            break;
+        }
+        w->started = true;
+    }
+
+    if (err == 0) {
+        /* The program runs. */
+        while (atomic_load_explicit(&rt->main_done, memory_order_acquire) == 0)
+            wf__futex_wait(&rt->main_done, 0, -1);
+    } else {
+        /* A thread could not start: cancel main too and wind down. */
+        atomic_fetch_add_explicit(&rt->main_task->cancel, 1, memory_order_seq_cst);
+        mb.status = -ECANCELED;
+        if (err == -EAGAIN || err == -ENOMEM)
+            err = -EAGAIN;
+        if (!rt->workers[0].started) {
+            /* No worker to run anything: nothing is alive but main. */
+            stop_threads(rt);
+            wf__overflow_uninstall();
+            destroy(rt);
+            return err;
+        }
+    }
+    quiesce(rt);
+    stop_threads(rt);
+
+    /* Step 13. */
+    wf__task_unref(rt->main_task);
+    wf__overflow_uninstall();
+    destroy(rt);
+    if (err)
+        return err;
+    if (status)
+        *status = mb.status;
+    if (result)
+        *result = mb.result;
+    return 0;
+}

@@ -1,0 +1,133 @@
+/* runtime.h - the runtime and its workers: one struct of per-module parts
+ * each (libdill's ctx.h), no process-global state. A thread finds its
+ * runtime through a thread-local set when a runtime thread starts.
+ */
+#ifndef WF_RUNTIME_H
+#define WF_RUNTIME_H
+
+#include "atomic.h"
+#include "fcontext.h"
+#include "handle.h"
+#include "idle.h"
+#include "inject.h"
+#include "poller.h"
+#include "runq.h"
+#include "stack.h"
+#include "task.h"
+#include "timer.h"
+#include <pthread.h>
+#include <weft/core.h>
+
+/* What a fiber asks of the scheduler when it switches back to it. */
+enum {
+    WF__ACT_NONE = 0,
+    WF__ACT_YIELD, /* requeue at the back of the ring */
+    WF__ACT_PARK,  /* settle the park (park.h), requeue if already decided */
+    WF__ACT_EXIT,  /* the task ended: recycle its stack, drop its reference */
+};
+
+/* Per-worker counters (owner writes, relaxed; read by dumps and benches). */
+typedef struct wf__worker_stats {
+    uint64_t runs, steals, parks, inject_pops, timer_fires;
+} wf__worker_stats;
+
+typedef struct wf__worker {
+    wf__runq runq;
+    /* --- owner only --- */
+    struct wf__runtime *rt;
+    uint32_t index;
+    wf__task *current;   /* the task on this CPU, NULL in the scheduler */
+    fcontext_t sched_ctx; /* the scheduler's context while a fiber runs */
+    unsigned action;      /* WF__ACT_*, set by the fiber before switching back */
+    uint64_t tick;
+    unsigned next_streak;
+    bool searching;
+    uint64_t rng;
+    wf__stack_cache stacks;
+    wf__handle_cache handles;
+    wf__worker_stats stats;
+    /* --- shared --- */
+    wf__timers timers;
+    wf__inject pinned; /* tasks pinned to this worker, made runnable elsewhere */
+    /* futex word: 0 asleep (or about to be), 1 woken to search, 2 woken
+     * plainly (pinned work, shutdown). */
+    WF_ALIGNED_CL _Atomic uint32_t futex;
+    _Atomic bool parked;      /* between registering parked and waking up */
+    _Atomic uint64_t ticks;   /* published tick, for the sysmon */
+    pthread_t thread;
+    bool started;
+    /* --- sanitizer and signal state of the worker thread --- */
+    void *tsan_sched;
+    const void *stack_lo;
+    size_t stack_len;
+    void *altstack;
+} wf__worker;
+
+typedef struct wf__runtime {
+    wf_config_t cfg;
+    uint32_t nworkers;
+    wf__worker *workers;
+    wf__inject inject;
+    wf__idle idle;
+    wf__poller poller;
+    wf__handles handles;
+    wf__stack_pool stacks;
+    WF_ALIGNED_CL _Atomic uint64_t live; /* tasks spawned and not yet cleaned up */
+    _Atomic uint32_t closing;  /* shutdown: new tasks start cancelled */
+    _Atomic uint32_t stopping; /* workers leave their loops */
+    _Atomic uint32_t main_done; /* futex: the main task ended */
+    _Atomic uint32_t quiesced;  /* futex: live reached 0 while closing */
+    wf__task *main_task;
+} wf__runtime;
+
+/* The worker this thread is, or NULL. Never inlined, so that a fiber that
+ * migrated between two calls never reuses a stale thread-local address. */
+wf__worker *wf__tls_worker(void);
+/* The runtime this thread belongs to (workers and the poller), or NULL. */
+wf__runtime *wf__tls_runtime(void);
+void wf__tls_set(wf__runtime *rt, wf__worker *w);
+
+/* --- scheduler entry points (sched.c) --- */
+
+/* Make `t` runnable: its wait was decided while parked. Picks the queue from
+ * the caller's context: the next slot when called from a fiber, the ring
+ * from a worker's scheduler, the inject queue elsewhere; pinned tasks go to
+ * their worker. */
+void wf__ready(wf__task *t);
+void wf__ready_batch(wf__runtime *rt, wf__batch *b);
+/* Queue a task that has never run. */
+void wf__schedule_new(wf__runtime *rt, wf__task *t);
+/* Someone made work stealable: wake a parked worker if none searches. */
+void wf__notify_work(wf__runtime *rt);
+void *wf__worker_main(void *arg);
+void wf__worker_wake(wf__worker *w, uint32_t how);
+
+/* --- the switch (fiber.c) --- */
+
+/* Scheduler side: run `t` until it switches back; then carry out its
+ * action. */
+void wf__fiber_run(wf__worker *w, wf__task *t);
+/* Fiber side: switch back to the scheduler with `action`. Returns when the
+ * fiber is resumed, with the worker that resumed it: for WF__ACT_EXIT, that
+ * is when the fiber has been handed a new task to run (fiber.c). */
+wf__worker *wf__fiber_switch_out(wf__task *t, unsigned action);
+
+/* --- tasks (task.c) --- */
+
+/* Publish `t`'s outcome and wake its joiners. */
+void wf__task_finish(wf__task *t, int status, void *result);
+/* The runtime's reference is gone: count the task out of `live`. */
+void wf__task_retire(wf__runtime *rt, wf__task *t);
+
+/* --- overflow reporting (overflow.c) --- */
+_Noreturn void wf__overflow_report(wf__task *t);
+int wf__overflow_install(void);
+void wf__overflow_uninstall(void);
+int wf__overflow_thread_init(wf__worker *w);
+void wf__overflow_thread_fini(wf__worker *w);
+
+/* --- futex helpers (runtime.c) --- */
+void wf__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
+void wf__futex_wake(_Atomic uint32_t *addr, int n);
+
+#endif

@@ -1,0 +1,486 @@
+/* sched.c - the scheduler: which task a worker runs next, and when workers
+ * sleep.
+ *
+ * VOCABULARY (used the same way in every file)
+ *   task     a function running on a fiber of its own, with an outcome.
+ *   fiber    a stack and a saved context (fcontext) that a task runs on.
+ *   worker   an OS thread that runs fibers, one per core by default. Each
+ *            has a scheduler loop on its own thread stack.
+ *   poller   the one thread that waits in epoll and keeps time while the
+ *            workers sleep.
+ *   park     a task stopping until its wait is decided (park.h).
+ *   wake     deciding a wait and making the task runnable (wf__ready).
+ *   steal    an idle worker taking half of another worker's ring.
+ *   inject   the shared queue for work made runnable off the workers.
+ *   tick     one pass of a worker's scheduler loop.
+ *
+ * WHERE RUNNABLE TASKS WAIT
+ *   next slot   one task per worker: the one the running fiber just woke,
+ *               so a message and its reader stay on one core (runq.h).
+ *   ring        256 tasks per worker, FIFO; spawned tasks, yields, wakes
+ *               from the scheduler itself; half moves to inject when full.
+ *   pinned      per worker, tasks pinned to it (never stolen).
+ *   inject      shared, FIFO: the poller's batches, foreign threads,
+ *               overflow.
+ *
+ * THE LOOP (find_task), each tick:
+ *   1. Every 61st tick, take one task from the pinned inbox or the inject
+ *      queue first (Go's schedule()): local work that keeps regenerating
+ *      itself cannot starve the shared queue. 61 is prime so it does not
+ *      fall into step with program patterns.
+ *   2. Every 16th tick, fire this worker's due timers (a clock read costs
+ *      about 25 ns, too much for every tick of a 30 ns yield).
+ *   3. The next slot, unless it has run 3 times in a row (tokio's cap): then
+ *      its task goes to the back of the ring and the ring gets a turn.
+ *   4. The ring; then the pinned inbox; then a batch from inject (a fair
+ *      share: len / workers + 1, the rest into our ring).
+ *   5. Due timers again (they may have readied something).
+ *   6. Search: become a searcher if fewer than half the awake workers are
+ *      (idle.h), steal half of a random victim's ring, two passes, the
+ *      victims' next slots only on the last pass; look at inject and at
+ *      every worker's overdue timers between passes.
+ *   7. Park (below).
+ *
+ * THE WAKE-UP PROTOCOL (idle.h gives the counters)
+ *   Pusher, after making work stealable:     Parker:
+ *     a. push (ring / inject: release)        a. register as parked (lock)
+ *     b. FULL FENCE                           b. FULL FENCE
+ *     c. load idle state; if nobody           c. if it was the last searcher:
+ *        searches and somebody sleeps,           look at every queue; if any
+ *        pop a sleeper and wake it as a          has work, run the pusher's
+ *        searcher.                               side (wake someone, maybe
+ *                                                itself).
+ *                                             d. futex-wait on its own word.
+ *   The two fences make this a Dekker pair: either the pusher's load sees
+ *   the parker registered (and wakes it), or the parker's recheck sees the
+ *   work. A woken searcher that finds work and was the last searcher wakes
+ *   one more, so a burst spreads over the workers one wake-up at a time
+ *   instead of all at once. Only the last searcher rechecks: while another
+ *   searcher is awake, it will find the work.
+ *
+ * REJECTED DESIGNS
+ *   - One global queue (libdill, neco are single-threaded; a global lock is
+ *     a convoy at 16 workers). Per-worker rings plus stealing is what Go
+ *     and tokio converged on.
+ *   - Chase-Lev LIFO deques (Cilk): ideal for fork/join, but a LIFO run
+ *     queue starves old tasks of a server; FIFO rings with a single LIFO
+ *     slot give both fairness and message-passing locality.
+ *   - Waking every parked worker when work appears: a thundering herd on
+ *     each push. Waking none and letting spinners find everything: burns
+ *     idle CPU (Go #13527). The searching counter bounds both.
+ *   - Switching fiber-to-fiber directly through the queue: saves one
+ *     switch per hop, but leaves no stack on which to finish a park safely;
+ *     the scheduler's own stack is that place (fiber.c).
+ */
+#include "park.h"
+#include "runtime.h"
+#include "sanitizer.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+#include <weft/time.h>
+
+#define FAIRNESS_TICKS 61
+#define TIMER_TICKS 16
+#define NEXT_STREAK_MAX 3
+#define STEAL_PASSES 2
+
+/* --- thread-locals ---------------------------------------------------- */
+
+static _Thread_local wf__worker *tls_w __attribute__((tls_model("initial-exec")));
+static _Thread_local wf__runtime *tls_rt __attribute__((tls_model("initial-exec")));
+
+#if defined(__clang__)
+#define WF_NOIPA __attribute__((noinline))
+#else
+#define WF_NOIPA __attribute__((noipa))
+#endif
+
+WF_NOIPA wf__worker *wf__tls_worker(void)
+{
+    wf__worker *w = tls_w;
+    __asm__ volatile("" ::: "memory");
+    return w;
+}
+
+WF_NOIPA wf__runtime *wf__tls_runtime(void)
+{
+    wf__runtime *rt = tls_rt;
+    __asm__ volatile("" ::: "memory");
+    return rt;
+}
+
+void wf__tls_set(wf__runtime *rt, wf__worker *w)
+{
+    tls_rt = rt;
+    tls_w = w;
+}
+
+/* --- making tasks runnable --------------------------------------------- */
+
+void wf__worker_wake(wf__worker *w, uint32_t how)
+{
+    /* release: pairs with the worker's acquire load of its futex word, so
+     * it sees whatever the waker queued for it. */
+    atomic_store_explicit(&w->futex, how, memory_order_release);
+    wf__futex_wake(&w->futex, 1);
+    /* A worker coming back while the poller sleeps without a bound: the
+     * poller must resume its sysmon duty (timers of stuck workers). */
+    if (atomic_load_explicit(&w->rt->poller.deep_sleep, memory_order_relaxed))
+        wf__poller_kick_at(&w->rt->poller, 0);
+}
+
+void wf__notify_work(wf__runtime *rt)
+{
+    uint32_t who = wf__idle_should_wake(&rt->idle);
+    if (who != UINT32_MAX)
+        wf__worker_wake(&rt->workers[who], 1);
+}
+
+static void push_pinned(wf__runtime *rt, wf__task *t)
+{
+    wf__worker *pw = &rt->workers[t->pin];
+    wf__inject_push(&pw->pinned, t);
+    if (wf__tls_worker() != pw && wf__idle_wake_index(&rt->idle, pw->index))
+        wf__worker_wake(pw, 2);
+}
+
+/* Owner only: back of the ring, overflow to inject. */
+static void push_local(wf__worker *w, wf__task *t)
+{
+    wf__batch of;
+    wf__batch_init(&of);
+    if (!wf__runq_push(&w->runq, t, &of))
+        wf__inject_push_batch(&w->rt->inject, &of);
+}
+
+static inline wf__worker *local_worker(wf__runtime *rt)
+{
+    wf__worker *w = wf__tls_worker();
+    return w && w->rt == rt ? w : NULL;
+}
+
+void wf__ready(wf__task *t)
+{
+    wf__runtime *rt = t->rt;
+    atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
+    if (t->pin >= 0) {
+        push_pinned(rt, t);
+        return;
+    }
+    wf__worker *w = local_worker(rt);
+    if (!w) {
+        wf__inject_push(&rt->inject, t);
+        wf__notify_work(rt);
+        return;
+    }
+    if (w->current) {
+        /* Woken by the running fiber: run it next, on this core. The slot
+         * alone does not notify (tokio): a ping-pong should not wake a
+         * worker that would find nothing; a displaced task does. */
+        wf__task *old = wf__runq_put_next(&w->runq, t);
+        if (old) {
+            push_local(w, old);
+            wf__notify_work(rt);
+        }
+        return;
+    }
+    push_local(w, t);
+    wf__notify_work(rt);
+}
+
+void wf__ready_batch(wf__runtime *rt, wf__batch *b)
+{
+    if (!b->n)
+        return;
+    wf__worker *w = local_worker(rt);
+    if (w && w->current) {
+        wf__task *t;
+        while ((t = wf__batch_pop(b)) != NULL)
+            wf__ready(t);
+        return;
+    }
+    wf__batch shared;
+    wf__batch_init(&shared);
+    wf__task *t;
+    while ((t = wf__batch_pop(b)) != NULL) {
+        atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
+        if (t->pin >= 0)
+            push_pinned(rt, t);
+        else if (w)
+            push_local(w, t);
+        else
+            wf__batch_push(&shared, t);
+    }
+    if (shared.n)
+        wf__inject_push_batch(&rt->inject, &shared);
+    /* One notification: the woken searcher chains to the next (idle.h). */
+    wf__notify_work(rt);
+}
+
+void wf__schedule_new(wf__runtime *rt, wf__task *t)
+{
+    if (t->pin >= 0) {
+        push_pinned(rt, t);
+        return;
+    }
+    wf__worker *w = local_worker(rt);
+    if (w)
+        push_local(w, t);
+    else
+        wf__inject_push(&rt->inject, t);
+    wf__notify_work(rt);
+}
+
+/* --- finding work ------------------------------------------------------ */
+
+static inline uint32_t rng_next(wf__worker *w)
+{
+    /* xorshift64*: victim selection only. */
+    uint64_t x = w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rng = x;
+    return (uint32_t)((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+/* Fire `ts`'s due timers; readied tasks go to this worker's ring. */
+static unsigned run_timers(wf__worker *w, wf__timers *ts, int64_t now)
+{
+    wf__batch b;
+    wf__batch_init(&b);
+    unsigned n = wf__timers_run(ts, now, &b);
+    if (b.n)
+        wf__ready_batch(w->rt, &b);
+    w->stats.timer_fires += n;
+    return n;
+}
+
+static unsigned check_own_timers(wf__worker *w)
+{
+    int64_t next = wf__timers_next(&w->timers);
+    if (next == INT64_MAX)
+        return 0;
+    int64_t now = wf_now();
+    return next <= now ? run_timers(w, &w->timers, now) : 0;
+}
+
+/* Fire every wheel's overdue timers (a searcher doing a stuck worker's
+ * job, or a peer found idle). */
+static unsigned check_all_timers(wf__worker *w)
+{
+    wf__runtime *rt = w->rt;
+    int64_t now = 0;
+    unsigned n = 0;
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        wf__timers *ts = &rt->workers[i].timers;
+        int64_t next = wf__timers_next(ts);
+        if (next == INT64_MAX)
+            continue;
+        if (!now)
+            now = wf_now();
+        if (next <= now)
+            n += run_timers(w, ts, now);
+    }
+    return n;
+}
+
+static wf__task *pop_local(wf__worker *w)
+{
+    wf__task *t = wf__runq_take_next(&w->runq);
+    if (t) {
+        if (w->next_streak < NEXT_STREAK_MAX) {
+            w->next_streak++;
+            return t;
+        }
+        /* Cap reached: the ring gets a turn first. */
+        push_local(w, t);
+    }
+    w->next_streak = 0;
+    return wf__runq_pop(&w->runq);
+}
+
+/* The pinned inbox, then a fair share of the inject queue. `max` bounds
+ * the inject batch (1 for the fairness check). */
+static wf__task *pop_shared(wf__worker *w, unsigned max)
+{
+    wf__batch b;
+    wf__batch_init(&b);
+    if (!wf__inject_maybe_empty(&w->pinned) && wf__inject_pop_batch(&w->pinned, 1, &b))
+        return wf__batch_pop(&b);
+    wf__runtime *rt = w->rt;
+    if (wf__inject_maybe_empty(&rt->inject))
+        return NULL;
+    size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
+    unsigned n = (unsigned)(len / rt->nworkers + 1);
+    if (n > max)
+        n = max;
+    if (!wf__inject_pop_batch(&rt->inject, n, &b))
+        return NULL;
+    w->stats.inject_pops += b.n;
+    wf__task *first = wf__batch_pop(&b), *t;
+    while ((t = wf__batch_pop(&b)) != NULL)
+        push_local(w, t);
+    return first;
+}
+
+static bool work_pending(wf__runtime *rt)
+{
+    if (!wf__inject_maybe_empty(&rt->inject))
+        return true;
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        if (!wf__runq_maybe_empty(&rt->workers[i].runq))
+            return true;
+    return false;
+}
+
+static void stop_searching(wf__worker *w)
+{
+    w->searching = false;
+    if (wf__idle_stop_search(&w->rt->idle))
+        wf__notify_work(w->rt);
+}
+
+static wf__task *search(wf__worker *w)
+{
+    wf__runtime *rt = w->rt;
+    uint32_t n = rt->nworkers;
+    if (!w->searching) {
+        if (!wf__idle_start_search(&rt->idle))
+            return NULL;
+        w->searching = true;
+    }
+    wf__task *t = NULL;
+    for (int pass = 0; pass < STEAL_PASSES && !t; pass++) {
+        uint32_t start = n > 1 ? rng_next(w) % n : 0;
+        for (uint32_t i = 0; i < n && !t; i++) {
+            wf__worker *v = &rt->workers[(start + i) % n];
+            if (v == w)
+                continue;
+            t = wf__runq_steal_into(&v->runq, &w->runq);
+            if (!t && pass == STEAL_PASSES - 1)
+                t = wf__runq_steal_next(&v->runq);
+            if (t)
+                w->stats.steals++;
+        }
+        if (!t)
+            t = pop_shared(w, WF__RUNQ_CAP / 2);
+        if (!t && check_all_timers(w))
+            t = pop_local(w);
+        if (!t)
+            wf__cpu_relax();
+    }
+    if (t)
+        stop_searching(w);
+    return t;
+}
+
+static void park(wf__worker *w)
+{
+    wf__runtime *rt = w->rt;
+    bool was_searching = w->searching;
+    w->searching = false;
+    /* Nobody can signal us before we are on the parked stack. */
+    atomic_store_explicit(&w->futex, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->parked, true, memory_order_relaxed);
+    bool last = wf__idle_park(&rt->idle, w->index, was_searching);
+    /* The parker's full fence (see THE WAKE-UP PROTOCOL). */
+    wf__fence();
+    if (last && work_pending(rt))
+        wf__notify_work(rt);
+    if (!wf__inject_maybe_empty(&w->pinned) && wf__idle_wake_index(&rt->idle, w->index))
+        atomic_store_explicit(&w->futex, 2, memory_order_relaxed);
+    /* Our timers become the poller's job while we sleep. */
+    int64_t next = wf__timers_next(&w->timers);
+    if (next != INT64_MAX)
+        wf__poller_kick_at(&rt->poller, next);
+    w->stats.parks++;
+    /* acquire: pairs with wf__worker_wake's release. */
+    while (atomic_load_explicit(&w->futex, memory_order_acquire) == 0 &&
+           !atomic_load_explicit(&rt->stopping, memory_order_acquire))
+        wf__futex_wait(&w->futex, 0, -1);
+    atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+    uint32_t how = atomic_exchange_explicit(&w->futex, 0, memory_order_acquire);
+    w->searching = how == 1;
+}
+
+static wf__task *find_task(wf__worker *w)
+{
+    wf__runtime *rt = w->rt;
+    for (;;) {
+        uint64_t tick = ++w->tick;
+        /* relaxed: read by the sysmon as a liveness hint only. */
+        atomic_store_explicit(&w->ticks, tick, memory_order_relaxed);
+        wf__task *t;
+        if (tick % FAIRNESS_TICKS == 0) {
+            if ((t = pop_shared(w, 1)) != NULL)
+                return t;
+        }
+        if (tick % TIMER_TICKS == 0)
+            check_own_timers(w);
+        if ((t = pop_local(w)) != NULL)
+            return t;
+        if ((t = pop_shared(w, WF__RUNQ_CAP / 2)) != NULL)
+            return t;
+        if (check_own_timers(w))
+            continue;
+        if ((t = search(w)) != NULL)
+            return t;
+        if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
+            return NULL;
+        park(w); /* a searcher gives up its seat in wf__idle_park */
+    }
+}
+
+void *wf__worker_main(void *arg)
+{
+    wf__worker *w = arg;
+    wf__runtime *rt = w->rt;
+    wf__tls_set(rt, w);
+    w->tsan_sched = wf__tsan_current();
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *lo;
+        size_t len;
+        if (pthread_attr_getstack(&attr, &lo, &len) == 0) {
+            w->stack_lo = lo;
+            w->stack_len = len;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (rt->cfg.pin_workers) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        if (ncpu > 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET((int)(w->index % (uint32_t)ncpu), &set);
+            (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        }
+    }
+    (void)wf__overflow_thread_init(w);
+
+    wf__task *t;
+    while ((t = find_task(w)) != NULL) {
+        w->stats.runs++;
+        wf__fiber_run(w, t);
+    }
+
+    wf__overflow_thread_fini(w);
+    wf__tls_set(NULL, NULL);
+    return NULL;
+}
+
+int wf_workers(void)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    return rt ? (int)rt->nworkers : -EPERM;
+}
+
+int wf_worker_index(void)
+{
+    wf__worker *w = wf__tls_worker();
+    return w ? (int)w->index : -EPERM;
+}

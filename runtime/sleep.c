@@ -1,0 +1,29 @@
+/* sleep.c - sleeping: a park with a deadline and no wait list, so only the
+ * timer or a cancellation can end it. */
+#include "park.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <weft/task.h>
+#include <weft/time.h>
+
+int wf_sleep_until(int64_t deadline)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    if (deadline < 0)
+        return -EINVAL;
+    uint64_t seq = wf__park_begin(self, 0);
+    unsigned r = wf__park_commit(self, seq, deadline);
+    return r == WF__R_CANCELLED ? -ECANCELED : 0;
+}
+
+int wf_sleep(int64_t ns)
+{
+    if (ns <= 0)
+        return wf_yield();
+    if (!wf__current())
+        return -EPERM;
+    return wf_sleep_until(wf_deadline_in(ns));
+}

@@ -1,0 +1,406 @@
+/* task.c - tasks: spawn, join, detach, references, cancellation, yield.
+ *
+ * The reference word task->refs is (handles << 1) | running:
+ *   bit 0      the runtime's reference, held from spawn until the fiber's
+ *              last switch-out (or until a task that never ran is retired);
+ *   bits 1..   live handles. wf_join / wf_detach give one back;
+ *              wf_task_ref adds one. A handle-consuming call on a task with
+ *              no live handles left is -EINVAL: that is how a double join or
+ *              a join after detach is caught while the record still exists
+ *              (after it is freed, the handle table's generation catches it).
+ * The record is freed, and its handle slot retired, when the word reaches 0.
+ */
+#include "park.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REF_RUNNING 1u
+#define REF_HANDLE 2u
+
+static inline uint32_t live_handles(const wf__task *t)
+{
+    return atomic_load_explicit(&t->refs, memory_order_acquire) >> 1;
+}
+
+void wf__task_free_record(wf__task *t)
+{
+    free(t);
+}
+
+static void drop(wf__task *t, uint32_t what)
+{
+    wf__runtime *rt = t->rt;
+    /* Giving back the last handle: kill the id first, while the record is
+     * certainly alive (the caller holds that handle; only the runtime's bit
+     * can change concurrently). */
+    if (what == REF_HANDLE && live_handles(t) == 1)
+        wf__handle_retire(&rt->handles, t);
+    /* acq_rel: the last dropper must see every write of the other holders
+     * (the outcome, the scheduler's stack release) before freeing. */
+    uint32_t old = atomic_fetch_sub_explicit(&t->refs, what, memory_order_acq_rel);
+    wf__assert(old >= what, "task reference count underflow");
+    if (old == what) {
+        wf__worker *w = wf__tls_worker();
+        wf__handle_release(&rt->handles, w && w->rt == rt ? &w->handles : NULL, t);
+    }
+}
+
+void wf__task_unref(wf__task *t)
+{
+    drop(t, REF_HANDLE);
+}
+
+void wf__task_retire(wf__runtime *rt, wf__task *t)
+{
+    drop(t, REF_RUNNING);
+    /* acq_rel: the shutdown waiter that sees `live` reach zero must see
+     * every task's last writes. */
+    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1 &&
+        atomic_load_explicit(&rt->closing, memory_order_acquire)) {
+        atomic_store_explicit(&rt->quiesced, 1, memory_order_release);
+        wf__futex_wake(&rt->quiesced, 1);
+    }
+}
+
+wf__task *wf__current(void)
+{
+    wf__worker *w = wf__tls_worker();
+    return w ? w->current : NULL;
+}
+
+/* --- wait-list helpers ------------------------------------------------- */
+
+unsigned wf__wake_all(wf__link *list, wf__batch *out)
+{
+    unsigned n = 0;
+    wf__link *l;
+    while ((l = wf__list_pop_front(list)) != NULL) {
+        wf__waitnode *nd = wf__container_of(l, wf__waitnode, link);
+        wf__decision d = wf__park_decide(nd->task, nd->seq, WF__R_WOKEN);
+        if (d == WF__DECIDED_PARKED)
+            wf__batch_push(out, nd->task);
+        n += d != WF__DECIDE_LOST;
+    }
+    return n;
+}
+
+wf__waitnode *wf__wake_one(wf__link *list, void *data, wf__task **queue)
+{
+    *queue = NULL;
+    wf__link *l;
+    while ((l = wf__list_pop_front(list)) != NULL) {
+        wf__waitnode *nd = wf__container_of(l, wf__waitnode, link);
+        /* Written before the deciding CAS, which releases it. */
+        nd->data = data;
+        wf__decision d = wf__park_decide(nd->task, nd->seq, WF__R_WOKEN);
+        if (d == WF__DECIDE_LOST)
+            continue; /* timed out or cancelled: it will find itself unlinked */
+        if (d == WF__DECIDED_PARKED)
+            *queue = nd->task;
+        return nd;
+    }
+    return NULL;
+}
+
+/* --- life and death ---------------------------------------------------- */
+
+void wf__task_finish(wf__task *t, int status, void *result)
+{
+    t->status = status;
+    t->result = result;
+    wf__batch b;
+    wf__batch_init(&b);
+    wf__spin_lock(&t->jlock);
+    /* release: publishes status and result to joiners (acquire). Under
+     * jlock, so a joiner's "not done yet, enqueue" is atomic with it. */
+    atomic_store_explicit(&t->life, WF__LIFE_DONE, memory_order_release);
+    wf__wake_all(&t->joiners, &b);
+    wf__spin_unlock(&t->jlock);
+    wf__task *j;
+    while ((j = wf__batch_pop(&b)) != NULL)
+        wf__ready(j);
+}
+
+void wf__task_run(wf__task *t)
+{
+    void *result = NULL;
+    int status = t->fn(t->arg, &result);
+    wf__task_finish(t, status, result);
+}
+
+/* --- public API -------------------------------------------------------- */
+
+/* The task named by `id`. A task may always name itself (wf_self()), even
+ * once no handle to it is left (a detached task). */
+static wf__task *lookup(wf__runtime *rt, wf_task_t id)
+{
+    wf__task *self = wf__current();
+    if (self && self->id == id)
+        return self;
+    return wf__handle_get(&rt->handles, id);
+}
+
+int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
+{
+    if (!out || !fn)
+        return -EINVAL;
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    size_t stack = rt->stacks.default_size;
+    int pin = -1;
+    const char *name = "task";
+    if (opts) {
+        if (opts->stack_size) {
+            if (opts->stack_size < WF__STACK_MIN || opts->stack_size > WF__STACK_MAX)
+                return -EINVAL;
+            stack = wf__stack_round(&rt->stacks, opts->stack_size);
+        }
+        if (opts->worker != -1) {
+            if (opts->worker < 0 || (uint32_t)opts->worker >= rt->nworkers)
+                return -EINVAL;
+            pin = opts->worker;
+        }
+        if (opts->name)
+            name = opts->name;
+    }
+    wf__task *t = malloc(sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->ctx = NULL;
+    t->stack = NULL;
+    t->qnext = NULL;
+    atomic_init(&t->park, 0);
+    atomic_init(&t->life, WF__LIFE_PENDING);
+    atomic_init(&t->refs, REF_HANDLE | REF_RUNNING);
+    /* A task spawned while the runtime shuts down starts cancelled. */
+    atomic_init(&t->cancel, atomic_load_explicit(&rt->closing, memory_order_acquire) ? 1 : 0);
+    atomic_init(&t->where, WF__WHERE_QUEUED);
+    t->pin = (int16_t)pin;
+    t->stack_size = (uint32_t)stack;
+    t->fn = fn;
+    t->arg = arg;
+    t->rt = rt;
+    t->result = NULL;
+    t->status = 0;
+    wf__spin_init(&t->jlock);
+    wf__list_init(&t->joiners);
+    atomic_init(&t->timer.home, NULL);
+    size_t i = 0;
+    for (; i < WF__TASK_NAME_MAX - 1 && name[i]; i++)
+        t->name[i] = name[i];
+    t->name[i] = '\0';
+
+    wf__worker *w = wf__tls_worker();
+    t->id = wf__handle_alloc(&rt->handles, w ? &w->handles : NULL, t);
+    if (!t->id) {
+        wf__task_free_record(t);
+        return -ENOMEM;
+    }
+    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    *out = t->id;
+    wf__schedule_new(rt, t);
+    return 0;
+}
+
+int wf_join_until(wf_task_t id, int64_t deadline, int *status, void **result)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    if (deadline < WF_FOREVER)
+        return -EINVAL;
+    wf__task *t = lookup(self->rt, id);
+    if (!t || live_handles(t) == 0)
+        return -EINVAL;
+    if (t == self)
+        return -EDEADLK;
+
+    if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE) {
+        wf__waitnode node;
+        wf__spin_lock(&t->jlock);
+        if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE) {
+            node.task = self;
+            node.data = NULL;
+            node.seq = wf__park_begin(self, 0);
+            wf__list_push_back(&t->joiners, &node.link);
+            wf__spin_unlock(&t->jlock);
+            unsigned r = wf__park_commit(self, node.seq, deadline);
+            if (r != WF__R_WOKEN) {
+                wf__spin_lock(&t->jlock);
+                if (wf__link_linked(&node.link))
+                    wf__list_unlink(&node.link);
+                wf__spin_unlock(&t->jlock);
+                if (r == WF__R_CANCELLED)
+                    return -ECANCELED;
+                /* Timed out; but if it ended meanwhile, the outcome wins. */
+                if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE)
+                    return -ETIMEDOUT;
+            }
+        } else {
+            wf__spin_unlock(&t->jlock);
+        }
+    }
+    if (status)
+        *status = t->status;
+    if (result)
+        *result = t->result;
+    wf__task_unref(t);
+    return 0;
+}
+
+int wf_join(wf_task_t id, int *status, void **result)
+{
+    return wf_join_until(id, WF_FOREVER, status, result);
+}
+
+int wf_detach(wf_task_t id)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    wf__task *t = lookup(rt, id);
+    if (!t || live_handles(t) == 0)
+        return -EINVAL;
+    wf__task_unref(t);
+    return 0;
+}
+
+int wf_task_ref(wf_task_t id)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    wf__task *t = lookup(rt, id);
+    if (!t || live_handles(t) == 0)
+        return -EINVAL;
+    /* relaxed: the caller holds a handle, so the record cannot go away. */
+    atomic_fetch_add_explicit(&t->refs, REF_HANDLE, memory_order_relaxed);
+    return 0;
+}
+
+int wf_cancel(wf_task_t id)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    wf__task *t = lookup(rt, id);
+    if (!t)
+        return -EINVAL;
+    if (atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE)
+        return -EALREADY;
+    /* seq_cst: the canceller's half of the Dekker pair with park_begin /
+     * park_commit (count first, then look at the park word). */
+    atomic_fetch_add_explicit(&t->cancel, 1, memory_order_seq_cst);
+    wf__park_interrupt(t);
+    return 0;
+}
+
+int wf_cancelling(wf_task_t id)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    wf__task *t = lookup(rt, id);
+    if (!t)
+        return -EINVAL;
+    return (int)atomic_load_explicit(&t->cancel, memory_order_relaxed);
+}
+
+int wf_uncancel(void)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    uint32_t c = atomic_load_explicit(&self->cancel, memory_order_relaxed);
+    while (c > 0) {
+        if (atomic_compare_exchange_weak_explicit(&self->cancel, &c, c - 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return (int)(c - 1);
+    }
+    return 0;
+}
+
+int wf_yield(void)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    wf__fiber_switch_out(self, WF__ACT_YIELD);
+    return atomic_load_explicit(&self->cancel, memory_order_relaxed) > 0 ? -ECANCELED : 0;
+}
+
+wf_task_t wf_self(void)
+{
+    wf__task *self = wf__current();
+    return self ? self->id : WF_TASK_NONE;
+}
+
+int wf_task_state(wf_task_t id)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    wf__task *t = lookup(rt, id);
+    if (!t)
+        return -EINVAL;
+    uint32_t life = atomic_load_explicit(&t->life, memory_order_acquire);
+    if (life == WF__LIFE_DONE)
+        return WF_TASK_DONE;
+    if (life == WF__LIFE_PENDING)
+        return WF_TASK_PENDING;
+    uint64_t w = atomic_load_explicit(&t->park, memory_order_acquire);
+    if ((w & WF__PW_PARKED) && wf__pw_reason(w) == WF__R_WAITING)
+        return WF_TASK_PARKED;
+    if (atomic_load_explicit(&t->where, memory_order_relaxed) == WF__WHERE_RUNNING)
+        return WF_TASK_RUNNING;
+    return WF_TASK_RUNNABLE;
+}
+
+int wf_task_done(wf_task_t id)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    wf__task *t = lookup(rt, id);
+    if (!t)
+        return -EINVAL;
+    return atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE;
+}
+
+int wf_task_outcome(wf_task_t id, int *status, void **result)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    wf__task *t = lookup(rt, id);
+    if (!t)
+        return -EINVAL;
+    if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE)
+        return -EAGAIN;
+    if (status)
+        *status = t->status;
+    if (result)
+        *result = t->result;
+    return 0;
+}
+
+int wf_task_name(wf_task_t id, char *buf, size_t len)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    if (!buf || !len)
+        return -EINVAL;
+    wf__task *t = lookup(rt, id);
+    if (!t)
+        return -EINVAL;
+    size_t i = 0;
+    for (; i + 1 < len && t->name[i]; i++)
+        buf[i] = t->name[i];
+    buf[i] = '\0';
+    return 0;
+}

@@ -1,0 +1,133 @@
+/* task.h - the task record: a fiber (stack + saved context), its place in
+ * the scheduler, its wait, and its outcome.
+ *
+ * LIFE (task->life), who owns what:
+ *   PENDING  spawned, never run. No stack yet: stacks are taken when a task
+ *            first runs, so a million queued tasks cost a million records,
+ *            not a million stacks. Owned by whichever queue holds it.
+ *   STARTED  has a fiber (a stack with its context). While it runs, the worker
+ *            running it owns the stack; while parked, nobody does until a
+ *            decider (park.h) queues it; while queued, the queue does.
+ *   DONE     the body returned; status and result are final (published with
+ *            release, read with acquire). The stack is recycled by the
+ *            scheduler after the last switch away from it.
+ *
+ * REFERENCES (task->refs): one per live handle (wf_spawn gives one,
+ * wf_task_ref adds one, wf_join/wf_detach give one back) plus one held by the
+ * runtime from spawn until the fiber's last switch-out. The last one to go
+ * retires the handle slot and frees the record.
+ */
+#ifndef WF_TASK_H
+#define WF_TASK_H
+
+#include "atomic.h"
+#include "fcontext.h"
+#include "list.h"
+#include "spinlock.h"
+#include "timer.h"
+#include <weft/task.h>
+
+struct wf__stack;
+struct wf__runtime;
+
+enum { WF__LIFE_PENDING = 0, WF__LIFE_STARTED = 1, WF__LIFE_DONE = 2 };
+
+/* What the task is doing, for wf_task_state() and dumps only (relaxed). */
+enum { WF__WHERE_QUEUED = 0, WF__WHERE_RUNNING = 1, WF__WHERE_PARKED = 2 };
+
+#define WF__TASK_NAME_MAX 32
+
+typedef struct wf__task {
+    /* --- switching and scheduling: hot --- */
+    fcontext_t ctx;          /* saved context; valid while not running */
+    struct wf__stack *stack; /* NULL until first run */
+    struct wf__task *qnext;  /* link in the inject queue or a batch */
+    _Atomic uint64_t park;   /* the park word, park.h */
+    _Atomic uint32_t life;   /* WF__LIFE_* */
+    _Atomic uint32_t refs;
+    _Atomic uint32_t cancel;  /* pending cancellation requests */
+    _Atomic uint8_t where;    /* WF__WHERE_*, advisory */
+    int16_t pin;              /* worker index, or -1 */
+    uint32_t stack_size;
+    wf_fn fn;
+    void *arg;
+    struct wf__runtime *rt;
+    uint64_t id; /* this task's handle value */
+    /* --- outcome: written by the task before DONE --- */
+    void *result;
+    int status;
+    /* --- waiting --- */
+    wf__spinlock jlock; /* protects joiners */
+    wf__link joiners;   /* wf__waitnode of tasks joining this one */
+    struct wf__timer timer;
+    /* --- debugging --- */
+    char name[WF__TASK_NAME_MAX];
+} wf__task;
+
+/* A node a task puts on a wait list. Lives on the waiting fiber's stack. */
+typedef struct wf__waitnode {
+    wf__link link;
+    wf__task *task;
+    uint64_t seq;
+    void *data; /* primitive-specific: an item handed over, a flag */
+} wf__waitnode;
+
+/* A list of tasks about to be made runnable, linked through qnext. */
+typedef struct wf__batch {
+    wf__task *head, *tail;
+    unsigned n;
+} wf__batch;
+
+static inline void wf__batch_init(wf__batch *b)
+{
+    b->head = b->tail = NULL;
+    b->n = 0;
+}
+
+static inline void wf__batch_push(wf__batch *b, wf__task *t)
+{
+    t->qnext = NULL;
+    if (b->tail)
+        b->tail->qnext = t;
+    else
+        b->head = t;
+    b->tail = t;
+    b->n++;
+}
+
+static inline wf__task *wf__batch_pop(wf__batch *b)
+{
+    wf__task *t = b->head;
+    if (t) {
+        b->head = t->qnext;
+        if (!b->head)
+            b->tail = NULL;
+        b->n--;
+    }
+    return t;
+}
+
+/* Wake every node of `list` (lock held by the caller) for reason WOKEN,
+ * appending tasks that must be queued to `out`. Returns how many woke. */
+unsigned wf__wake_all(wf__link *list, wf__batch *out);
+
+/* Wake the first node of `list` that can still be woken, handing it `data`
+ * (stored in node->data before the deciding CAS). Returns the node (already
+ * unlinked) or NULL; `*queue` gets the task to make runnable, or NULL. */
+wf__waitnode *wf__wake_one(wf__link *list, void *data, wf__task **queue);
+
+/* Free a record (the handle table calls it once nothing refers to it). */
+void wf__task_free_record(wf__task *t);
+
+/* Drop one reference; the last frees the record and retires its handle. */
+void wf__task_unref(wf__task *t);
+
+/* The task running on this thread, or NULL (scheduler context, foreign
+ * thread). */
+wf__task *wf__current(void);
+
+/* Run a task's body on the current fiber: call fn, publish the outcome,
+ * wake the joiners. Returns; the fiber's loop then switches away. */
+void wf__task_run(wf__task *t);
+
+#endif

@@ -1,0 +1,158 @@
+/* timer.c - the timer service (timer.h) and the public callback timers. */
+#include "timer.h"
+#include "park.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+void wf__timers_init(wf__timers *ts, wf__runtime *rt, int64_t now)
+{
+    wf__spin_init(&ts->lock);
+    atomic_init(&ts->next, INT64_MAX);
+    ts->rt = rt;
+    wf__wheel_init(&ts->wheel, now);
+}
+
+/* Lock held. Keep the published bound a lower bound of the truth. */
+static inline void lower_next(wf__timers *ts, int64_t deadline)
+{
+    if (deadline < atomic_load_explicit(&ts->next, memory_order_relaxed))
+        atomic_store_explicit(&ts->next, deadline, memory_order_relaxed);
+}
+
+static void arm(wf__timers *ts, struct wf__timer *tm, int64_t deadline, int64_t now)
+{
+    wf__spin_lock(&ts->lock);
+    wf__wheel_insert(&ts->wheel, &tm->node, deadline, now);
+    /* Under the lock; readers that find it without the lock then lock
+     * `ts` and look again. */
+    atomic_store_explicit(&tm->home, ts, memory_order_relaxed);
+    lower_next(ts, deadline);
+    wf__spin_unlock(&ts->lock);
+}
+
+void wf__timer_arm_park(wf__timers *ts, wf__task *t, uint64_t seq, int64_t deadline, int64_t now)
+{
+    struct wf__timer *tm = &t->timer;
+    tm->kind = WF__TIMER_PARK;
+    tm->u.seq = seq;
+    arm(ts, tm, deadline, now);
+}
+
+void wf__timer_disarm_park(wf__task *t)
+{
+    struct wf__timer *tm = &t->timer;
+    /* acquire: pairs with the firer's final release store of NULL, after
+     * which it no longer touches the timer or the task. */
+    wf__timers *ts = atomic_load_explicit(&tm->home, memory_order_acquire);
+    if (!ts)
+        return;
+    wf__spin_lock(&ts->lock);
+    if (atomic_load_explicit(&tm->home, memory_order_relaxed) == ts) {
+        wf__wheel_remove(&ts->wheel, &tm->node);
+        atomic_store_explicit(&tm->home, NULL, memory_order_relaxed);
+    }
+    wf__spin_unlock(&ts->lock);
+}
+
+typedef struct {
+    wf_timer_fn fn;
+    void *arg;
+} callback;
+
+unsigned wf__timers_run(wf__timers *ts, int64_t now, wf__batch *woken)
+{
+    callback local[32], *cbs = local;
+    size_t ncb = 0, cap = sizeof local / sizeof local[0];
+    unsigned fired = 0;
+    wf__link due;
+    wf__list_init(&due);
+
+    wf__spin_lock(&ts->lock);
+    wf__wheel_expire(&ts->wheel, now, &due);
+    wf__link *l;
+    while ((l = wf__list_pop_front(&due)) != NULL) {
+        struct wf__timer *tm = wf__container_of(l, struct wf__timer, node.link);
+        fired++;
+        if (tm->kind == WF__TIMER_PARK) {
+            wf__task *t = wf__container_of(tm, wf__task, timer);
+            if (wf__park_decide(t, tm->u.seq, WF__R_TIMEDOUT) == WF__DECIDED_PARKED)
+                wf__batch_push(woken, t);
+            /* release, and the last touch: the task may disarm and go. */
+            atomic_store_explicit(&tm->home, NULL, memory_order_release);
+            continue;
+        }
+        if (ncb == cap) {
+            callback *bigger = malloc(2 * cap * sizeof *bigger);
+            if (!bigger) {
+                /* Out of memory: put it back to fire on the next look. */
+                wf__wheel_insert(&ts->wheel, &tm->node, tm->node.deadline, now);
+                fired--;
+                continue;
+            }
+            for (size_t i = 0; i < ncb; i++)
+                bigger[i] = cbs[i];
+            if (cbs != local)
+                free(cbs);
+            cbs = bigger;
+            cap *= 2;
+        }
+        cbs[ncb].fn = tm->u.fn;
+        cbs[ncb].arg = tm->arg;
+        ncb++;
+        /* release, and the last touch of the user's storage: from here the
+         * timer counts as not armed and may be reused or freed. */
+        atomic_store_explicit(&tm->home, NULL, memory_order_release);
+    }
+    atomic_store_explicit(&ts->next, wf__wheel_next(&ts->wheel), memory_order_relaxed);
+    wf__spin_unlock(&ts->lock);
+
+    for (size_t i = 0; i < ncb; i++)
+        cbs[i].fn(cbs[i].arg);
+    if (cbs != local)
+        free(cbs);
+    return fired;
+}
+
+/* --- public callback timers ------------------------------------------- */
+
+int wf_timer_start(wf_timer_t *tmu, int64_t deadline, wf_timer_fn fn, void *arg)
+{
+    if (!tmu || !fn || deadline < 0)
+        return -EINVAL;
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    struct wf__timer *tm = (struct wf__timer *)(void *)tmu;
+    if (atomic_load_explicit(&tm->home, memory_order_acquire))
+        return -EBUSY;
+    wf__worker *w = wf__tls_worker();
+    wf__timers *ts = w ? &w->timers : &rt->poller.timers;
+    tm->kind = WF__TIMER_CALLBACK;
+    tm->u.fn = fn;
+    tm->arg = arg;
+    arm(ts, tm, deadline, wf_now());
+    return 0;
+}
+
+int wf_timer_cancel(wf_timer_t *tmu)
+{
+    if (!tmu)
+        return -EINVAL;
+    struct wf__timer *tm = (struct wf__timer *)(void *)tmu;
+    for (;;) {
+        wf__timers *ts = atomic_load_explicit(&tm->home, memory_order_acquire);
+        if (!ts)
+            return -EALREADY;
+        wf__spin_lock(&ts->lock);
+        if (atomic_load_explicit(&tm->home, memory_order_relaxed) == ts) {
+            wf__wheel_remove(&ts->wheel, &tm->node);
+            atomic_store_explicit(&tm->home, NULL, memory_order_relaxed);
+            wf__spin_unlock(&ts->lock);
+            return 0;
+        }
+        wf__spin_unlock(&ts->lock);
+        /* It fired (or its callback re-armed it elsewhere): look again. */
+    }
+}

@@ -1,0 +1,77 @@
+/* common.c - helpers shared by the test executables (common.h). */
+#include "common.h"
+
+#include <dirent.h>
+
+_Atomic int check_failures;
+
+void run_main_cfg(const wf_config_t *cfg, wf_fn fn, void *arg)
+{
+    atomic_store(&check_failures, 0);
+    int status = -12345;
+    int e = wf_run(cfg, fn, arg, &status, NULL);
+    if (e != 0)
+        fprintf(stderr, "wf_run: %s\n", wf_strerror(e));
+    assert_int_equal(e, 0);
+    if (status != 0)
+        fprintf(stderr, "main task status: %d (%s)\n", status, wf_strerror(status));
+    assert_int_equal(status, 0);
+    assert_int_equal(atomic_load(&check_failures), 0);
+}
+
+void run_main(unsigned workers, wf_fn fn, void *arg)
+{
+    wf_config_t cfg;
+    wf_config_init(&cfg);
+    cfg.workers = workers;
+    run_main_cfg(&cfg, fn, arg);
+}
+
+bool wait_flag(_Atomic int *flag, int64_t timeout_ns)
+{
+    int64_t deadline = wf_deadline_in(timeout_ns);
+    while (!atomic_load(flag)) {
+        if (wf_now() > deadline)
+            return false;
+        wf_sleep(100 * WF_NSEC_PER_USEC);
+    }
+    return true;
+}
+
+bool wait_count(_Atomic long *count, long target, int64_t timeout_ns)
+{
+    int64_t deadline = wf_deadline_in(timeout_ns);
+    while (atomic_load(count) < target) {
+        if (wf_now() > deadline)
+            return false;
+        wf_sleep(100 * WF_NSEC_PER_USEC);
+    }
+    return true;
+}
+
+long count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+long count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long n = 0;
+    int c;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
