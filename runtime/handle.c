@@ -35,6 +35,13 @@ void wf__handles_destroy(wf__handles *h)
         wf__slot *chunk = atomic_load_explicit(&h->chunks[c], memory_order_relaxed);
         if (!chunk)
             break;
+        /* Records still named by handles nobody gave back (tasks never
+         * joined nor detached): the handles die with the runtime. */
+        for (uint32_t i = 0; i < WF__HANDLE_CHUNK; i++) {
+            struct wf__task *t = atomic_load_explicit(&chunk[i].task, memory_order_relaxed);
+            if (t)
+                h->free_task(t);
+        }
         free(chunk);
     }
     munmap(h->chunks, sizeof(*h->chunks) * WF__HANDLE_MAX_CHUNKS);

@@ -62,6 +62,8 @@ typedef struct wf__handles {
 } wf__handles;
 
 int wf__handles_init(wf__handles *h, void (*free_task)(struct wf__task *));
+/* Only once every runtime thread has stopped: frees the records of tasks
+ * whose handles were never given back. */
 void wf__handles_destroy(wf__handles *h);
 
 /* Give `t` a handle. Returns 0 when out of slots or memory. */

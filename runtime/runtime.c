@@ -20,8 +20,9 @@
  *   11. Cancel every task still alive and wait for them all to end,
  *       re-cancelling (every 10 ms) any that cleared its cancellation.
  *   12. Stop the workers and the poller, and join them.
- *   13. Release everything: the main task's record, stacks (munmap),
- *       tables, the epoll and eventfd descriptors, the signal handlers.
+ *   13. Release everything: disarm the timers still armed (they never
+ *       fire), free the main task's record, stacks (munmap), tables, the
+ *       epoll and eventfd descriptors, the signal handlers.
  */
 #include "park.h"
 #include "runtime.h"
@@ -119,6 +120,10 @@ static void quiesce(wf__runtime *rt)
 
 static void destroy(wf__runtime *rt)
 {
+    /* Timers left armed never fire; their storage is the user's again. */
+    wf__timers_shutdown(&rt->poller.timers);
+    for (uint32_t i = 0; rt->workers && i < rt->nworkers; i++)
+        wf__timers_shutdown(&rt->workers[i].timers);
     if (rt->workers) {
         wf__stack_cache *caches = calloc(rt->nworkers, sizeof *caches);
         for (uint32_t i = 0; i < rt->nworkers && caches; i++)

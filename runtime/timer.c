@@ -56,6 +56,23 @@ void wf__timer_disarm_park(wf__task *t)
     wf__spin_unlock(&ts->lock);
 }
 
+void wf__timers_shutdown(wf__timers *ts)
+{
+    wf__spin_lock(&ts->lock);
+    for (unsigned l = 0; l < WF__WHEEL_LEVELS; l++)
+        for (unsigned sl = 0; sl < WF__WHEEL_SLOTS; sl++) {
+            wf__link *n;
+            while ((n = wf__list_pop_front(&ts->wheel.slots[l][sl])) != NULL) {
+                struct wf__timer *tm = wf__container_of(n, struct wf__timer, node.link);
+                atomic_store_explicit(&tm->home, NULL, memory_order_release);
+            }
+            ts->wheel.occupied[l] = 0;
+        }
+    ts->wheel.count = 0;
+    atomic_store_explicit(&ts->next, INT64_MAX, memory_order_relaxed);
+    wf__spin_unlock(&ts->lock);
+}
+
 typedef struct {
     wf_timer_fn fn;
     void *arg;

@@ -77,6 +77,10 @@ void wf__timer_disarm_park(struct wf__task *t);
  * Returns the number of timers fired. */
 unsigned wf__timers_run(wf__timers *ts, int64_t now, struct wf__batch *woken);
 
+/* The runtime is ending: disarm every timer still in `ts` without firing
+ * it, so its storage no longer refers to the runtime. */
+void wf__timers_shutdown(wf__timers *ts);
+
 /* The published lower bound of ts's earliest deadline. */
 static inline int64_t wf__timers_next(wf__timers *ts)
 {

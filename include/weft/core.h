@@ -58,7 +58,8 @@ void wf_config_init(wf_config_t *cfg);
 /** Run a weft program: start the runtime, run @p main_fn(@p arg) as the main
  * task, and when it returns cancel every task still alive, wait for them to
  * finish, and release every thread, file descriptor and memory mapping the
- * runtime made. Like asyncio.run().
+ * runtime made. Like asyncio.run(). Task handles and timers outlive nothing:
+ * handles never given back are freed, armed timers are disarmed unfired.
  *
  * Start-up is a fixed sequence of numbered steps (runtime/runtime.c).
  *

@@ -36,7 +36,8 @@ int wf_sleep_until(int64_t deadline);
 
 /** A callback timer (loop.call_at / call_later). The caller owns the
  * storage, which must stay valid while the timer is armed. Zero-initialise
- * it (WF_TIMER_INIT) or start it before the first wf_timer_cancel(). */
+ * it (WF_TIMER_INIT) or start it before the first wf_timer_cancel(). Timers
+ * still armed when wf_run() returns are disarmed without firing. */
 typedef struct wf_timer {
     _Alignas(16) unsigned char opaque[64];
 } wf_timer_t;
