@@ -62,6 +62,8 @@ static bool first_run(wf__worker *w, wf__task *t)
     /* acquire: pairs with wf_cancel's increment; a task cancelled before it
      * first ran never runs (asyncio), and needs no stack. */
     if (atomic_load_explicit(&t->cancel, memory_order_acquire) > 0) {
+        if (t->drop)
+            t->drop(t->arg);
         wf__task_finish(t, -ECANCELED, NULL);
         wf__task_retire(rt, t);
         return false;
@@ -127,6 +129,9 @@ void wf__fiber_run(wf__worker *w, wf__task *t)
         }
         break;
     case WF__ACT_EXIT:
+        /* An overflow that came back up before any switch: the whole zone. */
+        if (wf__unlikely(!wf__stack_canary_full_ok(s)))
+            wf__overflow_report(t);
         /* The fiber loop, suspended, stays with the stack. */
         s->ctx = tr.fctx;
         t->stack = NULL;

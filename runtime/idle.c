@@ -63,6 +63,10 @@ bool wf__idle_park(wf__idle *id, uint32_t index, bool searching)
      * wf__idle_should_wake (the caller fences again before its recheck). */
     uint32_t prev = atomic_fetch_sub_explicit(&id->state, dec, memory_order_seq_cst);
     wf__assert(unparked_of(prev) > 0, "parking an awake worker");
+    /* Only awake workers search: when the last one parks, nobody may still
+     * be counted as searching, or every later wake-up would be skipped. */
+    if (WF_DEBUG && unparked_of(prev - dec) == 0)
+        wf__assert(searching_of(prev - dec) == 0, "no searcher is left once every worker parks");
     id->sleepers[id->nsleepers++] = index;
     wf__spin_unlock(&id->lock);
     return searching && searching_of(prev) == 1;

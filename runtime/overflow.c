@@ -82,7 +82,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     if (t && t->stack) {
         uintptr_t addr = (uintptr_t)si->si_addr;
         bool guard = wf__stack_is_overflow_addr(t->stack, addr);
-        if (guard || !wf__stack_canary_ok(t->stack)) {
+        if (guard || !wf__stack_canary_full_ok(t->stack)) {
             report(t, guard ? "it faulted just below its stack" : "its canary was overwritten");
             /* abort() with SIGABRT unblocked and defaulted, from the
              * alternate stack: async-signal-safe. */

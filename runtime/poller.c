@@ -15,6 +15,7 @@
 #include "poller.h"
 #include "park.h"
 #include "runtime.h"
+#include "sanitizer.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -143,6 +144,8 @@ int wf__poller_wait(wf__poller *p, wf__task *self, int fd, unsigned dir, int64_t
 
     wf__spin_lock(&pd->lock);
     if (!pd->registered) {
+        /* The record travels to the poller thread through the kernel. */
+        wf__tsan_release(pd);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = pd};
         if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             int e = errno;
@@ -227,6 +230,7 @@ int wf__poller_forget(wf__poller *p, int fd)
 
 static void handle_event(wf__pollfd *pd, uint32_t ev, wf__batch *b)
 {
+    wf__tsan_acquire(pd);
     wf__spin_lock(&pd->lock);
     if (pd->registered) {
         if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))

@@ -109,6 +109,26 @@ static inline void wf__tsan_name(void *f, const char *name)
 #endif
 }
 
+/* Happens-before through a channel TSan cannot see (the kernel: an epoll
+ * registration carries a pointer to the poller thread). */
+static inline void wf__tsan_release(void *addr)
+{
+#if WF_TSAN
+    __tsan_release(addr);
+#else
+    (void)addr;
+#endif
+}
+
+static inline void wf__tsan_acquire(void *addr)
+{
+#if WF_TSAN
+    __tsan_acquire(addr);
+#else
+    (void)addr;
+#endif
+}
+
 /* --- valgrind ------------------------------------------------------------ */
 static inline unsigned wf__vg_stack_register(void *lo, void *hi)
 {

@@ -464,6 +464,13 @@ void *wf__worker_main(void *arg)
 
     wf__task *t;
     while ((t = find_task(w)) != NULL) {
+        /* A worker woken as a searcher may find work in its own queues
+         * rather than by stealing: it must stop counting as a searcher
+         * before it runs anything, or while it runs (maybe for long) the
+         * count says someone is searching and every wake-up is skipped
+         * (tokio: transition_from_searching in run_task). */
+        if (w->searching)
+            stop_searching(w);
         w->stats.runs++;
         wf__fiber_run(w, t);
     }

@@ -11,10 +11,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define HDR_SIZE 128
+#define HDR_SIZE WF__STACK_HDR
 
-_Static_assert(sizeof(wf__stack) == HDR_SIZE, "the stack header fills its slot");
-_Static_assert(offsetof(wf__stack, canary_above) == HDR_SIZE - 16, "the canary ends the header");
+_Static_assert(sizeof(wf__stack) <= HDR_SIZE - WF__CANARY_BYTES, "the header fields fit below the zone");
 
 static long read_long_file(const char *path, long dflt)
 {
@@ -49,11 +48,12 @@ int wf__stack_pool_init(wf__stack_pool *p, size_t default_size, long guard_stack
     p->page = (size_t)sysconf(_SC_PAGESIZE);
     p->default_size = wf__stack_round(p, default_size);
     if (guard_stacks < 0) {
-        /* A quarter of the mapping headroom, two mappings per guarded stack:
-         * leaves three quarters for slabs, jemalloc, threads and the user. */
+        /* Half the mapping headroom, two mappings per guarded stack: leaves
+         * the other half for slabs (about 2,000 for a million stacks),
+         * jemalloc, threads and the program itself. */
         long max = read_long_file("/proc/sys/vm/max_map_count", 65530);
         long head = max - count_maps();
-        guard_stacks = head > 0 ? head / 4 / 2 : 0;
+        guard_stacks = head > 0 ? head / 2 / 2 : 0;
     }
     p->guard_budget = guard_stacks;
     return 0;
@@ -83,9 +83,9 @@ static wf__stack *init_stack(char *base, size_t total, bool guarded)
     s->guarded = guarded;
     s->vg_id = wf__vg_stack_register(s->lo, s->hi);
     if (!guarded) {
-        uint64_t *c = (uint64_t *)(base - 16);
-        c[0] = wf__canary_at(&c[0]);
-        c[1] = wf__canary_at(&c[1]);
+        uint64_t *c = (uint64_t *)(base - WF__CANARY_BYTES);
+        for (size_t i = 0; i < WF__CANARY_BYTES / 8; i++)
+            c[i] = wf__canary_at(&c[i]);
     }
     return s;
 }
@@ -147,7 +147,11 @@ static wf__stack *new_guarded(wf__stack_pool *p, size_t total)
 static bool new_slab(wf__stack_pool *p, int c)
 {
     size_t total = p->cls[c].size + HDR_SIZE;
-    size_t len = p->page + (size_t)WF__STACK_SLAB * total;
+    /* Each slab twice the last, so the mapping count grows slowly. */
+    unsigned n = p->cls[c].slab_n ? p->cls[c].slab_n * 2 : WF__STACK_SLAB;
+    if (n > WF__STACK_SLAB_MAX)
+        n = WF__STACK_SLAB_MAX;
+    size_t len = p->page + (size_t)n * total;
     char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
     if (m == MAP_FAILED)
@@ -161,7 +165,8 @@ static bool new_slab(wf__stack_pool *p, int c)
      * stays readable and that stack's canary lives in it instead. */
     p->cls[c].slab_guarded = mprotect(m, p->page, PROT_NONE) == 0;
     p->cls[c].bump = m + p->page;
-    p->cls[c].left = WF__STACK_SLAB;
+    p->cls[c].left = n;
+    p->cls[c].slab_n = n;
     return true;
 }
 
@@ -221,7 +226,7 @@ wf__stack *wf__stack_get(wf__stack_pool *p, wf__stack_cache *cache, size_t size)
     if (p->cls[c].left || new_slab(p, c)) {
         raw = p->cls[c].bump;
         /* The slab's lowest stack sits on its guard page, if it has one. */
-        raw_guarded = p->cls[c].left == WF__STACK_SLAB && p->cls[c].slab_guarded;
+        raw_guarded = p->cls[c].left == p->cls[c].slab_n && p->cls[c].slab_guarded;
         p->cls[c].bump += total;
         p->cls[c].left--;
     }
@@ -299,6 +304,17 @@ void wf__stack_pool_destroy(wf__stack_pool *p, wf__stack_cache *caches, unsigned
     p->maps = NULL;
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->maps_lock);
+}
+
+bool wf__stack_canary_full_ok(const wf__stack *s)
+{
+    if (s->guarded)
+        return true;
+    const volatile uint64_t *c = (const volatile uint64_t *)(s->lo - WF__CANARY_BYTES);
+    uint64_t bad = 0;
+    for (size_t i = 0; i < WF__CANARY_BYTES / 8; i++)
+        bad |= c[i] ^ wf__canary_at((const void *)&c[i]);
+    return bad == 0;
 }
 
 bool wf__stack_is_overflow_addr(const wf__stack *s, uintptr_t addr)

@@ -3,8 +3,12 @@
  *
  * LAYOUT of one stack (addresses grow to the right, the stack grows left):
  *
- *   [guard page?][canary | ........ usable ........ | header]
- *                ^lo                                 ^hi    ^end of mapping
+ *   [guard page?][ ........ usable ........ | header | canary zone ]
+ *                ^lo                        ^hi                    ^end
+ *
+ * In a slab the stacks follow each other, so a stack's lo is the end of the
+ * region below it: the 2 KiB canary zone at the top of each region guards
+ * the stack ABOVE it, being the first memory that stack's overflow reaches.
  *
  * The header (struct wf__stack) sits at the very top, in the page the fiber
  * touches first anyway, so an idle fiber costs one resident page. It holds
@@ -14,16 +18,25 @@
  * but costs two mappings per stack, and a default machine allows 65530
  * mappings per process: a million fibers cannot each have one. So stacks
  * get guard pages while a budget lasts (wf_config_t.guard_stacks), and past
- * it are carved 32 at a time from slab mappings (one mapping each, with one
- * guard page at the slab's low end). A slab stack is protected by a canary
- * placed right below its `lo`, in the header of the stack beneath it: the
- * first bytes an overflow writes. It is checked at each switch away from the
- * fiber and in the SIGSEGV handler, so an overflow is reported with the
- * task's name and stack size instead of corrupting memory silently. The
- * canary lives in a page that is resident anyway (the neighbour's header),
- * so checking it never faults: on this VM a page fault costs ~11 us, and a
- * canary in the stack's own low page would cost one per fiber.
- *
+ * it are carved from slab mappings of 32 stacks, doubling up to 1024, each
+ * with one guard page at its low end (two mappings per slab: a million
+ * stacks take about two thousand mappings). A slab stack is protected by the
+ * canary zone right below its `lo`, filled with a pattern when the stack is
+ * first used. An overflow writes return addresses into it whatever the call
+ * chain (every frame under 2 KiB has its return address in the zone), so:
+ *   - every switch away from the fiber checks the two words next to `lo`
+ *     (cheap: a contiguous overflow always reaches them);
+ *   - the fiber's end checks the whole zone (an overflow that came back up
+ *     before switching);
+ *   - the SIGSEGV handler checks the whole zone (a runaway that ran on into
+ *     the slab's guard page).
+ * The residue, stated plainly: a frame larger than the zone that skips it
+ * without writing any of it, and returns before the fiber ends, corrupts a
+ * neighbour undetected. Guard pages have no such gap, which is why stacks
+ * get them first. The zone lives in the neighbour's top page, resident
+ * anyway, so it costs no memory; a canary in the stack's own low page would
+ * cost a page fault per fiber (~11 us on this VM).
+
  * FAULTS. A page fault costs about 11 us on this VM (a write fault on fresh
  * anonymous memory), so a new stack's first touch is the dominant cost of a
  * burst of new fibers. Stacks are therefore carved from slabs by bumping a
@@ -53,7 +66,8 @@
 #define WF__STACK_DEFAULT (64u * 1024)
 #define WF__STACK_TRIM (16u * 1024)
 #define WF__STACK_CACHE 64  /* per-worker cache depth */
-#define WF__STACK_SLAB 32   /* stacks per slab mapping */
+#define WF__STACK_SLAB 32        /* stacks in a class's first slab mapping */
+#define WF__STACK_SLAB_MAX 1024  /* ...doubling up to this many */
 #define WF__STACK_CLASSES 16
 
 typedef struct wf__stack {
@@ -63,18 +77,16 @@ typedef struct wf__stack {
      * the TSan fiber state that goes with it. */
     void *ctx;
     void *tsan;
-    char *lo;               /* lowest usable byte */
-    char *hi;               /* top of the usable area: the initial stack pointer */
-    uintptr_t min_sp;       /* lowest stack pointer seen at a switch */
-    size_t size;            /* hi - lo */
-    unsigned vg_id;         /* valgrind stack id */
-    bool guarded;           /* a PROT_NONE page lies right below lo */
-    char pad_[47];
-    /* The canary of the stack ABOVE this one in a slab: the first bytes an
-     * overflow of that stack would write. Last in the struct, so it ends
-     * exactly at the next stack's lo (stack.c). */
-    uint64_t canary_above[2];
+    char *lo;         /* lowest usable byte */
+    char *hi;         /* top of the usable area: the initial stack pointer */
+    uintptr_t min_sp; /* lowest stack pointer seen at a switch */
+    size_t size;      /* hi - lo */
+    unsigned vg_id;   /* valgrind stack id */
+    bool guarded;     /* a PROT_NONE page lies right below lo */
 } wf__stack;
+
+#define WF__CANARY_BYTES 2048
+#define WF__STACK_HDR (64 + WF__CANARY_BYTES)
 
 typedef struct wf__stack_cache {
     unsigned n;
@@ -98,6 +110,7 @@ typedef struct wf__stack_pool {
         size_t nfree;
         char *bump;      /* the current slab's next unused stack */
         unsigned left;   /* stacks left in the current slab */
+        unsigned slab_n; /* stacks in the current slab */
         bool slab_guarded; /* the current slab has its guard page */
     } cls[WF__STACK_CLASSES];
     unsigned ncls;
@@ -124,8 +137,7 @@ static inline uint64_t wf__canary_at(const void *addr)
     return WF__CANARY_PATTERN ^ (uint64_t)(uintptr_t)addr;
 }
 
-/* The canary (stack.c): the 16 bytes right below `lo`. Checked at every
- * switch away from an unguarded stack. */
+/* The fast check, at every switch: the two words right below `lo`. */
 static inline bool wf__stack_canary_ok(const wf__stack *s)
 {
     if (s->guarded)
@@ -133,6 +145,9 @@ static inline bool wf__stack_canary_ok(const wf__stack *s)
     const volatile uint64_t *c = (const volatile uint64_t *)(s->lo - 16);
     return c[0] == wf__canary_at((const void *)&c[0]) && c[1] == wf__canary_at((const void *)&c[1]);
 }
+
+/* The whole zone: at a fiber's end and in the fault handler. */
+bool wf__stack_canary_full_ok(const wf__stack *s);
 
 /* Is `addr` in the guard page or the canary zone of `s` (an overflow)? */
 bool wf__stack_is_overflow_addr(const wf__stack *s, uintptr_t addr);

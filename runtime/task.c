@@ -153,6 +153,7 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
     size_t stack = rt->stacks.default_size;
     int pin = -1;
     const char *name = "task";
+    void (*drop_fn)(void *) = NULL;
     if (opts) {
         if (opts->stack_size) {
             if (opts->stack_size < WF__STACK_MIN || opts->stack_size > WF__STACK_MAX)
@@ -166,6 +167,7 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
         }
         if (opts->name)
             name = opts->name;
+        drop_fn = opts->drop;
     }
     wf__task *t = malloc(sizeof *t);
     if (!t)
@@ -183,6 +185,7 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
     t->stack_size = (uint32_t)stack;
     t->fn = fn;
     t->arg = arg;
+    t->drop = drop_fn;
     t->rt = rt;
     t->result = NULL;
     t->status = 0;

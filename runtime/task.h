@@ -51,6 +51,7 @@ typedef struct wf__task {
     uint32_t stack_size;
     wf_fn fn;
     void *arg;
+    void (*drop)(void *arg); /* instead of fn if cancelled before start */
     struct wf__runtime *rt;
     uint64_t id; /* this task's handle value */
     /* --- outcome: written by the task before DONE --- */

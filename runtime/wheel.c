@@ -112,6 +112,11 @@ uint64_t wf__wheel_expire(wf__wheel *wh, int64_t now, wf__link *due)
     uint64_t now_t = ticks_of(now), moved = 0;
     unsigned level, slot;
     uint64_t start;
+    /* A caller's `now` may lag the wheel's clock (another thread armed a
+     * timer with a later clock reading): the current slot must still be
+     * looked at, with the exact deadline test against `now` below. */
+    if (now_t < wh->elapsed)
+        now_t = wh->elapsed;
 
     while (wh->count && earliest_slot(wh, &level, &slot, &start) && start <= now_t) {
         wf__link *head = &wh->slots[level][slot];

@@ -169,7 +169,7 @@ static void test_join_deadline(void **state)
 
 typedef struct {
     _Atomic int started;
-    _Atomic int ran;
+    _Atomic int ran, dropped;
     int first, second, after_uncancel, yield_r;
 } cancel_probe;
 
@@ -192,6 +192,12 @@ static int never_runs(void *arg, void **res)
     cancel_probe *p = arg;
     atomic_store(&p->ran, 1);
     return 0;
+}
+
+static void dropped(void *arg)
+{
+    cancel_probe *p = arg;
+    atomic_fetch_add(&p->dropped, 1);
 }
 
 static int m_cancel(void *arg, void **res)
@@ -217,6 +223,7 @@ static int m_cancel(void *arg, void **res)
     cancel_probe q = {0};
     wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
     o.worker = wf_worker_index();
+    o.drop = dropped;
     CHECK_EQ(wf_spawn(&t, never_runs, &q, &o), 0);
     CHECK_EQ(wf_task_state(t), WF_TASK_PENDING);
     CHECK_EQ(wf_cancel(t), 0);
@@ -225,6 +232,7 @@ static int m_cancel(void *arg, void **res)
     CHECK_EQ(wf_join(t, &st, NULL), 0);
     CHECK_EQ(st, -ECANCELED);
     CHECK_EQ(atomic_load(&q.ran), 0);
+    CHECK_EQ(atomic_load(&q.dropped), 1); /* its argument was handed back */
 
     /* Cancelling a finished task: -EALREADY, nothing recorded. */
     CHECK_EQ(wf_spawn(&t, ret_arg, NULL, NULL), 0);

@@ -44,7 +44,8 @@ typedef struct wf_config {
      * stack costs two of the process's vm.max_map_count mappings, so past
      * this number stacks are carved from shared slabs and protected by a
      * canary checked at every switch instead (docs/architecture.md, "Stacks").
-     * -1: derived from vm.max_map_count (a quarter of the headroom);
+     * -1: derived from vm.max_map_count (half of the headroom: about
+     * 16,000 stacks on a default machine);
      * 0: canaries only. */
     long guard_stacks;
     /** Pin worker i to CPU i modulo the online CPUs. */

@@ -13,7 +13,8 @@
  * is delivered at the task's current or next wait, which returns -ECANCELED,
  * and it stays in force (every later wait fails the same way) until the task
  * ends or withdraws it with wf_uncancel(). A task cancelled before it first
- * runs never runs; its status is -ECANCELED.
+ * runs never runs (its status is -ECANCELED); wf_spawn_opts_t.drop lets
+ * its argument be released then.
  */
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
@@ -44,9 +45,13 @@ typedef struct wf_spawn_opts {
     /** Worker the task is pinned to for its whole life, or -1 for any. A
      * pinned task is never stolen. */
     int worker;
+    /** Called with `arg` instead of the body when the task is cancelled
+     * before it ever ran (then the body never runs), so that an argument
+     * the body would have released is released. NULL: nothing is called. */
+    void (*drop)(void *arg);
 } wf_spawn_opts_t;
 
-#define WF_SPAWN_OPTS_INIT {NULL, 0, -1}
+#define WF_SPAWN_OPTS_INIT {NULL, 0, -1, NULL}
 
 /** Start a task running @p fn(@p arg) (asyncio.create_task).
  *
