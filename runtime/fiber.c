@@ -26,17 +26,7 @@
  * no make_fcontext once stacks are warm, and the sanitizers see every task's
  * frames return (a TSan fiber state can then be reused for the next task:
  * creating one clears ~770 KiB). */
-static void fiber_entry(transfer_t tr)
-{
-    wf__asan_finish_switch(NULL);
-    wf__worker *w = tr.data;
-    w->sched_ctx = tr.fctx;
-    for (;;) {
-        wf__task *t = w->current;
-        wf__task_run(t);
-        w = wf__fiber_switch_out(t, WF__ACT_EXIT);
-    }
-}
+static void fiber_entry(transfer_t tr);
 
 /* Owner only. Queue `t` at the back of this worker's ring (or its pinned
  * inbox), sending overflow to the inject queue. */
@@ -51,6 +41,67 @@ static void requeue_back(wf__worker *w, wf__task *t)
     if (!wf__runq_push(&w->runq, t, &of)) {
         wf__inject_push_batch(&w->rt->inject, &of);
         wf__notify_work(w->rt);
+    }
+}
+
+/* `t` has just switched away (its context is saved): record its depth and
+ * check its canary. Runs on the stack of whoever resumed. */
+static inline void after_switch_away(wf__task *t, fcontext_t ctx)
+{
+    t->ctx = ctx;
+    wf__stack *s = t->stack;
+    if ((uintptr_t)ctx < s->min_sp)
+        s->min_sp = (uintptr_t)ctx;
+    if (wf__unlikely(!wf__stack_canary_ok(s)))
+        wf__overflow_report(t);
+}
+
+/* `t` switched away to park: make it visible as parked, or, if its wait was
+ * decided while it switched, queue it to run next (nobody else will). */
+static void settle_park(wf__worker *w, wf__task *t)
+{
+    atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
+    if (wf__park_settle(t))
+        return;
+    if (t->pin >= 0) {
+        /* A pinned task parks only on its own worker: this one. */
+        wf__inject_push(&w->pinned, t);
+        return;
+    }
+    wf__task *old = wf__runq_put_next(&w->runq, t);
+    if (old) {
+        requeue_back(w, old);
+        wf__notify_work(w->rt);
+    }
+}
+
+/* Every place a fiber resumes calls this with what jump_fcontext returned.
+ * The data is always the worker. The context belongs to whoever switched
+ * to us: the scheduler, or a fiber that handed off to us directly
+ * (wf__fiber_switch_to), whose park is then settled here, on our side of
+ * the switch, where its stack is no longer in use. */
+static inline wf__worker *land(transfer_t tr)
+{
+    wf__worker *w = tr.data;
+    wf__task *from = w->switch_from;
+    if (wf__likely(!from)) {
+        w->sched_ctx = tr.fctx;
+        return w;
+    }
+    w->switch_from = NULL;
+    after_switch_away(from, tr.fctx);
+    settle_park(w, from);
+    return w;
+}
+
+static void fiber_entry(transfer_t tr)
+{
+    wf__asan_finish_switch(NULL);
+    wf__worker *w = land(tr);
+    for (;;) {
+        wf__task *t = w->current;
+        wf__task_run(t);
+        w = wf__fiber_switch_out(t, WF__ACT_EXIT);
     }
 }
 
@@ -98,14 +149,12 @@ void wf__fiber_run(wf__worker *w, wf__task *t)
     transfer_t tr = jump_fcontext(t->ctx, w);
     wf__asan_finish_switch(fake);
 
-    /* Back on the scheduler's stack: `t` is no longer running anywhere. */
-    t->ctx = tr.fctx;
+    /* Back on the scheduler's stack. The fiber that switched back is
+     * w->current: `t`, or another one `t` handed off to directly. It is no
+     * longer running anywhere. */
+    t = w->current;
     w->current = NULL;
-    wf__stack *s = t->stack;
-    if ((uintptr_t)tr.fctx < s->min_sp)
-        s->min_sp = (uintptr_t)tr.fctx;
-    if (wf__unlikely(!wf__stack_canary_ok(s)))
-        wf__overflow_report(t);
+    after_switch_away(t, tr.fctx);
 
     switch (w->action) {
     case WF__ACT_YIELD:
@@ -113,22 +162,10 @@ void wf__fiber_run(wf__worker *w, wf__task *t)
         requeue_back(w, t);
         break;
     case WF__ACT_PARK:
-        atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
-        if (!wf__park_settle(t)) {
-            /* Decided while it was switching out: nobody else will queue it.
-             * It was just woken, so it runs next, as a woken task would. */
-            if (t->pin >= 0) {
-                wf__inject_push(&w->pinned, t);
-            } else {
-                wf__task *old = wf__runq_put_next(&w->runq, t);
-                if (old) {
-                    requeue_back(w, old);
-                    wf__notify_work(w->rt);
-                }
-            }
-        }
+        settle_park(w, t);
         break;
-    case WF__ACT_EXIT:
+    case WF__ACT_EXIT: {
+        wf__stack *s = t->stack;
         /* An overflow that came back up before any switch: the whole zone. */
         if (wf__unlikely(!wf__stack_canary_full_ok(s)))
             wf__overflow_report(t);
@@ -139,6 +176,7 @@ void wf__fiber_run(wf__worker *w, wf__task *t)
         wf__stack_put(&w->rt->stacks, &w->stacks, s);
         wf__task_retire(w->rt, t);
         break;
+    }
     default:
         wf__panic("fiber switched back with unknown action %u", w->action);
     }
@@ -156,7 +194,27 @@ wf__worker *wf__fiber_switch_out(wf__task *t, unsigned action)
     transfer_t tr = jump_fcontext(w->sched_ctx, w);
     /* Resumed, possibly by another worker: learn which from the switch. */
     wf__asan_finish_switch(fake);
-    wf__worker *now = tr.data;
-    now->sched_ctx = tr.fctx;
-    return now;
+    return land(tr);
+}
+
+bool wf__fiber_can_switch_to(wf__task *target)
+{
+    wf__worker *w = wf__tls_worker();
+    return w && target->rt == w->rt && target->stack && (target->pin < 0 || (uint32_t)target->pin == w->index);
+}
+
+wf__worker *wf__fiber_switch_to(wf__task *self, wf__task *target)
+{
+    wf__worker *w = wf__tls_worker();
+    wf__assert(w && w->current == self, "a fiber hands off from its own worker");
+    wf__assert(wf__fiber_can_switch_to(target), "a hand-off target can run here");
+    w->current = target;
+    w->switch_from = self;
+    atomic_store_explicit(&target->where, WF__WHERE_RUNNING, memory_order_relaxed);
+    void *fake = NULL;
+    wf__asan_start_switch(&fake, target->stack->lo, target->stack->size);
+    wf__tsan_switch(target->stack->tsan);
+    transfer_t tr = jump_fcontext(target->ctx, w);
+    wf__asan_finish_switch(fake);
+    return land(tr);
 }

@@ -1,6 +1,8 @@
 /* park.c - the wait mechanism; the protocol is described in park.h. */
 #include "park.h"
 #include "runtime.h"
+
+#include <errno.h>
 #include <weft/time.h>
 
 static inline uint64_t word(uint64_t seq, unsigned reason, uint64_t flags)
@@ -66,41 +68,92 @@ static unsigned self_decide(wf__task *self, uint64_t seq, unsigned reason)
     return wf__pw_reason(atomic_load_explicit(&self->park, memory_order_acquire));
 }
 
-unsigned wf__park_commit(wf__task *self, uint64_t seq, int64_t deadline)
+/* The common body of the two commits. `target`: a task to hand the CPU to
+ * (wf__park_commit_handoff), or NULL to switch to the scheduler. */
+static unsigned commit(wf__task *self, uint64_t seq, int64_t deadline, wf__task *target)
 {
     uint64_t w = atomic_load_explicit(&self->park, memory_order_relaxed);
     wf__assert(wf__pw_seq(w) == seq, "park_commit follows its own park_begin");
+    bool cancellable = !(w & WF__PW_NOCANCEL);
 
+    /* The timeout scope caps every cancellable wait. */
+    bool by_scope = false;
+    if (cancellable && self->scope_deadline != INT64_MAX &&
+        (deadline < 0 || self->scope_deadline < deadline)) {
+        deadline = self->scope_deadline;
+        by_scope = true;
+    }
+
+    unsigned r;
+    bool armed = false;
     /* 1. A pending cancellation ends the wait before it starts. seq_cst:
      * the second half of the Dekker pair begun in wf__park_begin. */
-    if (!(w & WF__PW_NOCANCEL) && atomic_load_explicit(&self->cancel, memory_order_seq_cst) > 0)
-        return self_decide(self, seq, WF__R_CANCELLED);
+    if (cancellable && atomic_load_explicit(&self->cancel, memory_order_seq_cst) > 0) {
+        r = self_decide(self, seq, WF__R_CANCELLED);
+        goto decided;
+    }
 
     /* 2. The deadline. */
-    bool armed = false;
     if (deadline >= 0) {
         int64_t now = wf_now();
-        if (deadline <= now)
-            return self_decide(self, seq, WF__R_TIMEDOUT);
+        if (deadline <= now) {
+            r = self_decide(self, seq, WF__R_TIMEDOUT);
+            goto decided;
+        }
         wf__worker *wk = wf__tls_worker();
         wf__timer_arm_park(&wk->timers, self, seq, deadline, now);
         armed = true;
     }
 
     /* 3. Switch away unless someone already decided (then nobody queues
-     * us: the decider saw no PARKED bit). The scheduler settles the park
-     * after the switch and requeues us if it was decided meanwhile. */
-    if (wf__pw_reason(atomic_load_explicit(&self->park, memory_order_acquire)) == WF__R_WAITING)
-        wf__fiber_switch_out(self, WF__ACT_PARK);
+     * us: the decider saw no PARKED bit). The scheduler, or the hand-off
+     * target, settles the park after the switch and requeues us if it was
+     * decided meanwhile. */
+    if (wf__pw_reason(atomic_load_explicit(&self->park, memory_order_acquire)) == WF__R_WAITING) {
+        if (target && wf__fiber_can_switch_to(target)) {
+            wf__fiber_switch_to(self, target);
+            target = NULL;
+        } else {
+            if (target)
+                wf__ready(target);
+            target = NULL;
+            wf__fiber_switch_out(self, WF__ACT_PARK);
+        }
+    }
 
     /* 4. Decided and running again. Disarming takes the wheel's lock, so a
      * timer firing concurrently is finished with us when it returns. */
     if (armed)
         wf__timer_disarm_park(self);
-    unsigned r = wf__pw_reason(atomic_load_explicit(&self->park, memory_order_acquire));
-    wf__assert(r == WF__R_WOKEN || r == WF__R_TIMEDOUT || r == WF__R_CANCELLED,
-               "a park returns decided");
-    return r;
+    r = wf__pw_reason(atomic_load_explicit(&self->park, memory_order_acquire));
+decided:
+    /* A target we did not switch to is still ours to queue. */
+    if (target)
+        wf__ready(target);
+    wf__assert(r == WF__R_WOKEN || r == WF__R_TIMEDOUT || r == WF__R_CANCELLED, "a park returns decided");
+    return r == WF__R_TIMEDOUT && by_scope ? WF__R_EXPIRED : r;
+}
+
+unsigned wf__park_commit(wf__task *self, uint64_t seq, int64_t deadline)
+{
+    return commit(self, seq, deadline, NULL);
+}
+
+unsigned wf__park_commit_handoff(wf__task *self, uint64_t seq, int64_t deadline, wf__task *target)
+{
+    return commit(self, seq, deadline, target);
+}
+
+int wf__park_errno(unsigned reason)
+{
+    switch (reason) {
+    case WF__R_WOKEN:
+        return 0;
+    case WF__R_CANCELLED:
+        return -ECANCELED;
+    default:
+        return -ETIMEDOUT;
+    }
 }
 
 void wf__park_interrupt(wf__task *t)

@@ -65,6 +65,10 @@ enum {
     WF__R_WOKEN = 2,
     WF__R_TIMEDOUT = 3,
     WF__R_CANCELLED = 4,
+    /* Returned by the commit functions only (never stored in the word): the
+     * wait timed out at the deadline of the task's timeout scope
+     * (task->scope_deadline), not at its own. */
+    WF__R_EXPIRED = 5,
 };
 
 #define WF__PW_REASON 0xfull
@@ -96,8 +100,24 @@ static inline unsigned wf__pw_reason(uint64_t w)
 uint64_t wf__park_begin(struct wf__task *self, unsigned flags);
 
 /* Step 3. Owner only, in its fiber. deadline: WF_FOREVER, or absolute ns.
- * Returns WF__R_WOKEN, WF__R_TIMEDOUT or WF__R_CANCELLED. */
+ * The task's timeout scope (task->scope_deadline) caps the deadline of any
+ * cancellable wait. Returns WF__R_WOKEN, WF__R_TIMEDOUT, WF__R_EXPIRED (the
+ * scope's deadline passed) or WF__R_CANCELLED. */
 unsigned wf__park_commit(struct wf__task *self, uint64_t seq, int64_t deadline);
+
+/* Step 3, handing the CPU to `target` instead of the scheduler: `target` is
+ * a task whose wait the caller has just decided with WF__DECIDED_PARKED (so
+ * the caller is the one that must make it runnable). If it can run on this
+ * worker, the fiber switches straight to it (no run-queue trip: generators
+ * and other strict hand-offs); otherwise it is queued with wf__ready and the
+ * caller parks as usual. Either way the caller has discharged its duty to
+ * queue `target`, even if its own wait ends before it parks. */
+unsigned wf__park_commit_handoff(struct wf__task *self, uint64_t seq, int64_t deadline,
+                                 struct wf__task *target);
+
+/* The usual mapping of a commit result to a return code: 0, -ETIMEDOUT
+ * (own deadline or scope), -ECANCELED. */
+int wf__park_errno(unsigned reason);
 
 /* Try to end wait `seq` of `t` with `reason`. Any thread. The caller must
  * guarantee `t` stays allocated during the call (see WAKING above). */

@@ -180,7 +180,7 @@ int wf__poller_wait(wf__poller *p, wf__task *self, int fd, unsigned dir, int64_t
         if (pd->waiter[d] == &node)
             pd->waiter[d] = NULL;
         wf__spin_unlock(&pd->lock);
-        return r == WF__R_TIMEDOUT ? -ETIMEDOUT : -ECANCELED;
+        return wf__park_errno(r);
     }
     return node.data == &badf_mark ? -EBADF : 0;
 }

@@ -37,6 +37,7 @@ typedef struct wf__worker {
     struct wf__runtime *rt;
     uint32_t index;
     wf__task *current;   /* the task on this CPU, NULL in the scheduler */
+    wf__task *switch_from; /* a fiber that handed off directly to current */
     fcontext_t sched_ctx; /* the scheduler's context while a fiber runs */
     unsigned action;      /* WF__ACT_*, set by the fiber before switching back */
     uint64_t tick;
@@ -111,6 +112,16 @@ void wf__fiber_run(wf__worker *w, wf__task *t);
  * fiber is resumed, with the worker that resumed it: for WF__ACT_EXIT, that
  * is when the fiber has been handed a new task to run (fiber.c). */
 wf__worker *wf__fiber_switch_out(wf__task *t, unsigned action);
+
+/* Fiber side: can `target` (a parked task the caller owns) run on this
+ * worker right now? (It has a stack, and is not pinned elsewhere.) */
+bool wf__fiber_can_switch_to(wf__task *target);
+/* Fiber side: `self`, which has begun a wait, switches straight to
+ * `target`, a parked task whose wait the caller decided (so it owns it):
+ * no trip through a run queue. self's park is settled on target's side of
+ * the switch. Returns when self is resumed, with its worker. Used by
+ * wf__park_commit_handoff; check wf__fiber_can_switch_to first. */
+wf__worker *wf__fiber_switch_to(wf__task *self, wf__task *target);
 
 /* --- tasks (task.c) --- */
 

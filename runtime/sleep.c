@@ -16,7 +16,9 @@ int wf_sleep_until(int64_t deadline)
         return -EINVAL;
     uint64_t seq = wf__park_begin(self, 0);
     unsigned r = wf__park_commit(self, seq, deadline);
-    return r == WF__R_CANCELLED ? -ECANCELED : 0;
+    /* Reaching its own deadline is how a sleep succeeds; a timeout scope
+     * expiring first is -ETIMEDOUT. */
+    return r == WF__R_TIMEDOUT ? 0 : wf__park_errno(r);
 }
 
 int wf_sleep(int64_t ns)

@@ -118,6 +118,11 @@ void wf__task_finish(wf__task *t, int status, void *result)
      * jlock, so a joiner's "not done yet, enqueue" is atomic with it. */
     atomic_store_explicit(&t->life, WF__LIFE_DONE, memory_order_release);
     wf__wake_all(&t->joiners, &b);
+    wf__link *l;
+    while ((l = wf__list_pop_front(&t->hooks)) != NULL) {
+        wf__done_hook *h = wf__container_of(l, wf__done_hook, link);
+        h->fn(h, t);
+    }
     wf__spin_unlock(&t->jlock);
     wf__task *j;
     while ((j = wf__batch_pop(&b)) != NULL)
@@ -129,6 +134,27 @@ void wf__task_run(wf__task *t)
     void *result = NULL;
     int status = t->fn(t->arg, &result);
     wf__task_finish(t, status, result);
+}
+
+bool wf__task_add_hook(wf__task *t, wf__done_hook *h)
+{
+    wf__list_init(&h->link); /* so remove_hook works even if never added */
+    wf__spin_lock(&t->jlock);
+    bool live = atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE;
+    if (live)
+        wf__list_push_back(&t->hooks, &h->link);
+    wf__spin_unlock(&t->jlock);
+    return live;
+}
+
+bool wf__task_remove_hook(wf__task *t, wf__done_hook *h)
+{
+    wf__spin_lock(&t->jlock);
+    bool linked = wf__link_linked(&h->link);
+    if (linked)
+        wf__list_unlink(&h->link);
+    wf__spin_unlock(&t->jlock);
+    return linked;
 }
 
 /* --- public API -------------------------------------------------------- */
@@ -191,6 +217,10 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
     t->status = 0;
     wf__spin_init(&t->jlock);
     wf__list_init(&t->joiners);
+    wf__list_init(&t->hooks);
+    t->scope_deadline = INT64_MAX;
+    t->scope = NULL;
+    atomic_init(&t->cancel_msg, NULL);
     atomic_init(&t->timer.home, NULL);
     size_t i = 0;
     for (; i < WF__TASK_NAME_MAX - 1 && name[i]; i++)
@@ -237,8 +267,8 @@ int wf_join_until(wf_task_t id, int64_t deadline, int *status, void **result)
                 if (wf__link_linked(&node.link))
                     wf__list_unlink(&node.link);
                 wf__spin_unlock(&t->jlock);
-                if (r == WF__R_CANCELLED)
-                    return -ECANCELED;
+                if (r != WF__R_TIMEDOUT)
+                    return wf__park_errno(r); /* cancelled, or the scope expired */
                 /* Timed out; but if it ended meanwhile, the outcome wins. */
                 if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE)
                     return -ETIMEDOUT;
@@ -297,6 +327,7 @@ int wf_cancel(wf_task_t id)
         return -EALREADY;
     /* seq_cst: the canceller's half of the Dekker pair with park_begin /
      * park_commit (count first, then look at the park word). */
+    atomic_store_explicit(&t->cancel_msg, NULL, memory_order_relaxed);
     atomic_fetch_add_explicit(&t->cancel, 1, memory_order_seq_cst);
     wf__park_interrupt(t);
     return 0;

@@ -58,9 +58,17 @@ typedef struct wf__task {
     void *result;
     int status;
     /* --- waiting --- */
-    wf__spinlock jlock; /* protects joiners */
+    wf__spinlock jlock; /* protects joiners and hooks */
     wf__link joiners;   /* wf__waitnode of tasks joining this one */
+    wf__link hooks;     /* wf__done_hook run when the task ends */
     struct wf__timer timer;
+    /* Timeout scopes (owner only): the earliest deadline of the scopes the
+     * task is inside (INT64_MAX: none) caps every cancellable wait (park.h),
+     * and the innermost scope, for the scope code's own bookkeeping. */
+    int64_t scope_deadline;
+    void *scope;
+    /* The message of the latest cancellation request (Task.cancel(msg)). */
+    _Atomic(const char *) cancel_msg;
     /* --- debugging --- */
     char name[WF__TASK_NAME_MAX];
 } wf__task;
@@ -72,6 +80,15 @@ typedef struct wf__waitnode {
     uint64_t seq;
     void *data; /* primitive-specific: an item handed over, a flag */
 } wf__waitnode;
+
+/* Something to run when a task ends (gather, wait, futures, callbacks):
+ * registered with wf__task_add_hook, run exactly once, under the task's
+ * jlock, on the thread that finishes the task. It must be short and must
+ * not block, take a task's jlock, or call wf__task_add_hook/remove_hook. */
+typedef struct wf__done_hook {
+    wf__link link;
+    void (*fn)(struct wf__done_hook *h, struct wf__task *t);
+} wf__done_hook;
 
 /* A list of tasks about to be made runnable, linked through qnext. */
 typedef struct wf__batch {
@@ -116,6 +133,16 @@ unsigned wf__wake_all(wf__link *list, wf__batch *out);
  * (stored in node->data before the deciding CAS). Returns the node (already
  * unlinked) or NULL; `*queue` gets the task to make runnable, or NULL. */
 wf__waitnode *wf__wake_one(wf__link *list, void *data, wf__task **queue);
+
+/* Register `h` on `t`. Returns false if `t` has already ended (then `h`
+ * is not registered and the caller acts on the outcome itself). Never call
+ * it while holding another lock that a hook might take. */
+bool wf__task_add_hook(wf__task *t, wf__done_hook *h);
+
+/* Unregister `h` if it has not run. Returns true if it was removed (it will
+ * never run), false if it already ran. Once this returns, `h` is not in
+ * use by the runtime and may be freed. */
+bool wf__task_remove_hook(wf__task *t, wf__done_hook *h);
 
 /* Free a record (the handle table calls it once nothing refers to it). */
 void wf__task_free_record(wf__task *t);

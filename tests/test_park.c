@@ -312,6 +312,76 @@ static void test_nocancel(void **state)
     run_main(0, m_nocancel, NULL);
 }
 
+/* Direct hand-off: two fibers pass a token by switching straight to each
+ * other (wf__park_commit_handoff), never through a run queue. Exact counts,
+ * and both must stay on one worker throughout. */
+typedef struct {
+    wf__spinlock lock;
+    wf__waitnode *waiting; /* the side parked for the token, if any */
+    long n;
+    _Atomic long hops;
+    _Atomic long moved; /* a side found itself on another worker */
+} handoff_pp;
+
+static int handoff_side(void *arg, void **res)
+{
+    handoff_pp *pp = arg;
+    wf__task *self = wf__current();
+    int home = wf_worker_index();
+    for (long i = 0; i < pp->n; i++) {
+        wf__waitnode node = {.task = self, .data = NULL};
+        node.seq = wf__park_begin(self, WF__PARK_NOCANCEL);
+        wf__task *target = NULL;
+        wf__spin_lock(&pp->lock);
+        wf__waitnode *other = pp->waiting;
+        pp->waiting = &node;
+        if (other && wf__park_decide(other->task, other->seq, WF__R_WOKEN) == WF__DECIDED_PARKED)
+            target = other->task;
+        wf__spin_unlock(&pp->lock);
+        atomic_fetch_add(&pp->hops, 1);
+        unsigned r = target ? wf__park_commit_handoff(self, node.seq, WF_FOREVER, target)
+                            : wf__park_commit(self, node.seq, WF_FOREVER);
+        CHECK_EQ(r, WF__R_WOKEN);
+        if (wf_worker_index() != home)
+            atomic_fetch_add(&pp->moved, 1);
+    }
+    /* Release the other side's last wait. */
+    wf__spin_lock(&pp->lock);
+    wf__waitnode *other = pp->waiting;
+    pp->waiting = NULL;
+    wf__task *q = NULL;
+    if (other && other->task != self &&
+        wf__park_decide(other->task, other->seq, WF__R_WOKEN) == WF__DECIDED_PARKED)
+        q = other->task;
+    wf__spin_unlock(&pp->lock);
+    if (q)
+        wf__ready(q);
+    return 0;
+}
+
+static int m_handoff(void *arg, void **res)
+{
+    handoff_pp pp;
+    memset(&pp, 0, sizeof pp);
+    wf__spin_init(&pp.lock);
+    pp.n = SCALED(200000);
+    wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+    o.worker = 0;
+    wf_task_t a, b;
+    CHECK_EQ(wf_spawn(&a, handoff_side, &pp, &o), 0);
+    CHECK_EQ(wf_spawn(&b, handoff_side, &pp, &o), 0);
+    CHECK_EQ(wf_join(a, NULL, NULL), 0);
+    CHECK_EQ(wf_join(b, NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&pp.hops), 2 * pp.n);
+    CHECK_EQ(atomic_load(&pp.moved), 0);
+    return 0;
+}
+
+static void test_handoff_pingpong(void **state)
+{
+    run_main(2, m_handoff, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_park_storm_many_workers),
         cmocka_unit_test(test_cross_worker_pingpong),
         cmocka_unit_test(test_nocancel),
+        cmocka_unit_test(test_handoff_pingpong),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
