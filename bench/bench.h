@@ -45,7 +45,13 @@ void bench_run(const bench_opts *o, wf_fn fn, void *arg);
 long bench_rss_kib(void);
 unsigned bench_workers(const bench_opts *o);
 
+/* One table per subsystem (bench_core.c, bench_combinators.c,
+ * bench_sync.c); weft-bench.c lists them all. */
 extern const bench_def bench_core[];
 extern const unsigned bench_core_n;
+extern const bench_def bench_combinators[];
+extern const unsigned bench_combinators_n;
+extern const bench_def bench_sync[];
+extern const unsigned bench_sync_n;
 
 #endif

@@ -58,11 +58,22 @@ long bench_rss_kib(void)
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+static const struct {
+    const bench_def *defs;
+    const unsigned *n;
+} tables[] = {
+    {bench_core, &bench_core_n},
+    {bench_combinators, &bench_combinators_n},
+    {bench_sync, &bench_sync_n},
+};
+#define NTABLES (sizeof tables / sizeof tables[0])
+
 static const bench_def *find(const char *name)
 {
-    for (unsigned i = 0; i < bench_core_n; i++)
-        if (!strcmp(bench_core[i].name, name))
-            return &bench_core[i];
+    for (unsigned t = 0; t < NTABLES; t++)
+        for (unsigned i = 0; i < *tables[t].n; i++)
+            if (!strcmp(tables[t].defs[i].name, name))
+                return &tables[t].defs[i];
     return NULL;
 }
 
@@ -77,8 +88,9 @@ int main(int argc, char **argv)
     if (argc < 2)
         usage();
     if (!strcmp(argv[1], "list")) {
-        for (unsigned i = 0; i < bench_core_n; i++)
-            printf("%-12s %s\n", bench_core[i].name, bench_core[i].what);
+        for (unsigned t = 0; t < NTABLES; t++)
+            for (unsigned i = 0; i < *tables[t].n; i++)
+                printf("%-12s %s\n", tables[t].defs[i].name, tables[t].defs[i].what);
         return 0;
     }
     bench_opts o = {.workers = 0, .reps = 5};

@@ -5,6 +5,10 @@
  *   task.h   spawn, join, detach, cancel, yield
  *   time.h   the clock, sleep, deadlines, callback timers
  *   io.h     waiting for file descriptors through the poller
+ *   combinators.h  gather, wait, wait_for, as_completed, timeout scopes,
+ *            shield, task groups, futures, cross-thread entry
+ *   sync.h   locks, events, conditions, semaphores, barriers, queues,
+ *            select, generators
  *
  * docs/api.md lists every function beside its asyncio counterpart.
  */
@@ -15,5 +19,7 @@
 #include "weft/task.h"
 #include "weft/time.h"
 #include "weft/io.h"
+#include "weft/combinators.h"
+#include "weft/sync.h"
 
 #endif

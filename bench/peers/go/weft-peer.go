@@ -16,7 +16,7 @@
 //
 // Standard library only; it builds offline with Go >= 1.19:
 //
-//	go build -o DIR/weft-peer weft-peer.go
+//	cd bench/peers/go && GO111MODULE=off go build -o DIR/weft-peer .
 package main
 
 import (
@@ -42,9 +42,10 @@ type bench struct {
 	run  func(o opts)
 }
 
-// The benchmarks, in weft-bench's order. New ones (pingpong, mpmc, lock,
-// gather, ...) are added here; `weft-peer list` and the switch on NAME in
-// main both come from this table.
+// The benchmarks, in weft-bench's order. `weft-peer list` and the switch on
+// NAME in main both come from this table. Other files of the package (one
+// per subsystem: peer_sync.go, peer_combinators.go) append their rows in an
+// init function.
 var benches = []bench{
 	{"yield", "1,000 goroutines each calling runtime.Gosched 1,000 times", benchYield},
 	{"spawn", "start 1,000,000 empty goroutines, then wait for them all", benchSpawn},
