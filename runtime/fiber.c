@@ -36,6 +36,8 @@ static void requeue_back(wf__worker *w, wf__task *t)
         wf__inject_push(&w->pinned, t);
         return;
     }
+    if (wf__likely(wf__runq_try_push(&w->runq, t)))
+        return;
     wf__batch of;
     wf__batch_init(&of);
     if (!wf__runq_push(&w->runq, t, &of)) {
@@ -75,11 +77,42 @@ static void settle_park(wf__worker *w, wf__task *t)
     }
 }
 
+/* Carry out what fiber `t` asked for when it switched away with `action`,
+ * now that it no longer runs (its context is `ctx`). Runs on the stack of
+ * whoever was switched to: the scheduler, or the next fiber. */
+static void finish_switch(wf__worker *w, wf__task *t, unsigned action, fcontext_t ctx)
+{
+    after_switch_away(t, ctx);
+    switch (action) {
+    case WF__ACT_YIELD:
+        atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
+        requeue_back(w, t);
+        break;
+    case WF__ACT_PARK:
+        settle_park(w, t);
+        break;
+    case WF__ACT_EXIT: {
+        wf__stack *s = t->stack;
+        /* An overflow that came back up before any switch: the whole zone. */
+        if (wf__unlikely(!wf__stack_canary_full_ok(s)))
+            wf__overflow_report(t);
+        /* The fiber loop, suspended, stays with the stack. */
+        s->ctx = ctx;
+        t->stack = NULL;
+        t->ctx = NULL;
+        wf__stack_put(&w->rt->stacks, &w->stacks, s);
+        wf__task_retire(w->rt, t);
+        break;
+    }
+    default:
+        wf__panic("fiber switched away with unknown action %u", action);
+    }
+}
+
 /* Every place a fiber resumes calls this with what jump_fcontext returned.
  * The data is always the worker. The context belongs to whoever switched
- * to us: the scheduler, or a fiber that handed off to us directly
- * (wf__fiber_switch_to), whose park is then settled here, on our side of
- * the switch, where its stack is no longer in use. */
+ * to us: the scheduler, or a fiber that switched directly to us (its action
+ * is then finished here, on our side of the switch). */
 static inline wf__worker *land(transfer_t tr)
 {
     wf__worker *w = tr.data;
@@ -89,8 +122,7 @@ static inline wf__worker *land(transfer_t tr)
         return w;
     }
     w->switch_from = NULL;
-    after_switch_away(from, tr.fctx);
-    settle_park(w, from);
+    finish_switch(w, from, w->from_action, tr.fctx);
     return w;
 }
 
@@ -150,43 +182,41 @@ void wf__fiber_run(wf__worker *w, wf__task *t)
     wf__asan_finish_switch(fake);
 
     /* Back on the scheduler's stack. The fiber that switched back is
-     * w->current: `t`, or another one `t` handed off to directly. It is no
-     * longer running anywhere. */
+     * w->current: `t`, or another one that was switched to directly. */
     t = w->current;
     w->current = NULL;
-    after_switch_away(t, tr.fctx);
-
-    switch (w->action) {
-    case WF__ACT_YIELD:
-        atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
-        requeue_back(w, t);
-        break;
-    case WF__ACT_PARK:
-        settle_park(w, t);
-        break;
-    case WF__ACT_EXIT: {
-        wf__stack *s = t->stack;
-        /* An overflow that came back up before any switch: the whole zone. */
-        if (wf__unlikely(!wf__stack_canary_full_ok(s)))
-            wf__overflow_report(t);
-        /* The fiber loop, suspended, stays with the stack. */
-        s->ctx = tr.fctx;
-        t->stack = NULL;
-        t->ctx = NULL;
-        wf__stack_put(&w->rt->stacks, &w->stacks, s);
-        wf__task_retire(w->rt, t);
-        break;
-    }
-    default:
-        wf__panic("fiber switched back with unknown action %u", w->action);
-    }
+    finish_switch(w, t, w->action, tr.fctx);
     w->action = WF__ACT_NONE;
+}
+
+/* Switch from fiber `from` (which asked for `action`) straight to `to`,
+ * which has a context (started, or just given one by first_run). */
+static wf__worker *switch_direct(wf__worker *w, wf__task *from, unsigned action, wf__task *to)
+{
+    w->current = to;
+    w->switch_from = from;
+    w->from_action = action;
+    w->stats.runs++;
+    atomic_store_explicit(&to->where, WF__WHERE_RUNNING, memory_order_relaxed);
+    void *fake = NULL;
+    wf__asan_start_switch(&fake, to->stack->lo, to->stack->size);
+    wf__tsan_switch(to->stack->tsan);
+    transfer_t tr = jump_fcontext(to->ctx, w);
+    wf__asan_finish_switch(fake);
+    return land(tr);
 }
 
 wf__worker *wf__fiber_switch_out(wf__task *t, unsigned action)
 {
     wf__worker *w = wf__tls_worker();
     wf__assert(w && w->current == t, "a fiber switches out from its own worker");
+    /* The fast way: the next local task, switched to directly. */
+    wf__task *next;
+    while ((next = wf__sched_next_direct(w)) != NULL) {
+        if (next->stack || first_run(w, next))
+            return switch_direct(w, t, action, next);
+        /* it ended without running (cancelled before it started) */
+    }
     w->action = action;
     void *fake = NULL;
     wf__asan_start_switch(&fake, w->stack_lo, w->stack_len);
@@ -208,13 +238,5 @@ wf__worker *wf__fiber_switch_to(wf__task *self, wf__task *target)
     wf__worker *w = wf__tls_worker();
     wf__assert(w && w->current == self, "a fiber hands off from its own worker");
     wf__assert(wf__fiber_can_switch_to(target), "a hand-off target can run here");
-    w->current = target;
-    w->switch_from = self;
-    atomic_store_explicit(&target->where, WF__WHERE_RUNNING, memory_order_relaxed);
-    void *fake = NULL;
-    wf__asan_start_switch(&fake, target->stack->lo, target->stack->size);
-    wf__tsan_switch(target->stack->tsan);
-    transfer_t tr = jump_fcontext(target->ctx, w);
-    wf__asan_finish_switch(fake);
-    return land(tr);
+    return switch_direct(w, self, WF__ACT_PARK, target);
 }

@@ -46,6 +46,22 @@ typedef struct wf__runq {
 
 void wf__runq_init(wf__runq *q);
 
+/* Owner: append `t` if there is room; false when the ring is full. */
+static inline bool wf__runq_try_push(wf__runq *q, wf__task *t)
+{
+    /* acquire: pairs with the release CAS of consumers, so the slots they
+     * freed are really free before we overwrite them. */
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t tl = atomic_load_explicit(&q->tail, memory_order_relaxed); /* owner's own */
+    if (wf__unlikely(tl - h >= WF__RUNQ_CAP))
+        return false;
+    atomic_store_explicit(&q->ring[tl & WF__RUNQ_MASK], t, memory_order_relaxed);
+    /* release: publishes the slot (and the task's fields) to thieves, who
+     * load tail with acquire. */
+    atomic_store_explicit(&q->tail, tl + 1, memory_order_release);
+    return true;
+}
+
 /* Owner: append `t`. If the ring is full, half of it plus `t` are moved to
  * `overflow` (the caller sends that batch to the inject queue) and false is
  * returned. */

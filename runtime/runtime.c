@@ -230,6 +230,8 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         w->rt = rt;
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+        w->fair_in = 61; /* sched.c's FAIRNESS_TICKS and TIMER_TICKS */
+        w->timer_in = 16;
         wf__timers_init(&w->timers, rt, now);
         wf__inject_init(&w->pinned);
         atomic_init(&w->futex, 0);

@@ -37,10 +37,12 @@ typedef struct wf__worker {
     struct wf__runtime *rt;
     uint32_t index;
     wf__task *current;   /* the task on this CPU, NULL in the scheduler */
-    wf__task *switch_from; /* a fiber that handed off directly to current */
+    wf__task *switch_from; /* a fiber that switched directly to current... */
+    unsigned from_action;  /* ...and what it asked for (WF__ACT_*) */
     fcontext_t sched_ctx; /* the scheduler's context while a fiber runs */
     unsigned action;      /* WF__ACT_*, set by the fiber before switching back */
     uint64_t tick;
+    unsigned fair_in, timer_in; /* ticks until the loop's periodic duties */
     unsigned next_streak;
     bool searching;
     uint64_t rng;
@@ -101,6 +103,10 @@ void wf__schedule_new(wf__runtime *rt, wf__task *t);
 /* Someone made work stealable: wake a parked worker if none searches. */
 void wf__notify_work(wf__runtime *rt);
 void *wf__worker_main(void *arg);
+/* Owner, from a fiber about to stop: the next local task to switch to
+ * directly, or NULL to go through the scheduler loop (empty local queue,
+ * or a tick with periodic duties). Counts the tick. */
+wf__task *wf__sched_next_direct(wf__worker *w);
 void wf__worker_wake(wf__worker *w, uint32_t how);
 
 /* --- the switch (fiber.c) --- */

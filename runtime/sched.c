@@ -68,9 +68,14 @@
  *   - Waking every parked worker when work appears: a thundering herd on
  *     each push. Waking none and letting spinners find everything: burns
  *     idle CPU (Go #13527). The searching counter bounds both.
- *   - Switching fiber-to-fiber directly through the queue: saves one
- *     switch per hop, but leaves no stack on which to finish a park safely;
- *     the scheduler's own stack is that place (fiber.c).
+ *   - Always going fiber -> scheduler -> fiber (Go's mcall to g0): two
+ *     switches per hop. A fiber that stops (yield, park, end) instead picks
+ *     the next task from its own worker's next slot or ring and switches
+ *     straight to it; the target finishes the first fiber's action (requeue,
+ *     settle the park, recycle the stack) right after landing, on its own
+ *     stack, where the first stack is no longer in use (fiber.c). The loop
+ *     still runs on every tick with periodic duties and whenever the local
+ *     queue is empty.
  */
 #include "park.h"
 #include "runtime.h"
@@ -148,12 +153,18 @@ static void push_pinned(wf__runtime *rt, wf__task *t)
 }
 
 /* Owner only: back of the ring, overflow to inject. */
-static void push_local(wf__worker *w, wf__task *t)
+static void push_local_slow(wf__worker *w, wf__task *t)
 {
     wf__batch of;
     wf__batch_init(&of);
     if (!wf__runq_push(&w->runq, t, &of))
         wf__inject_push_batch(&w->rt->inject, &of);
+}
+
+static inline void push_local(wf__worker *w, wf__task *t)
+{
+    if (wf__unlikely(!wf__runq_try_push(&w->runq, t)))
+        push_local_slow(w, t);
 }
 
 static inline wf__worker *local_worker(wf__runtime *rt)
@@ -303,6 +314,22 @@ static wf__task *pop_local(wf__worker *w)
     return wf__runq_pop(&w->runq);
 }
 
+wf__task *wf__sched_next_direct(wf__worker *w)
+{
+    /* The ticks on which the loop has periodic duties (fairness, timers)
+     * are left to the loop: going through it costs one switch more. */
+    if (w->fair_in <= 1 || w->timer_in <= 1)
+        return NULL;
+    wf__task *t = pop_local(w);
+    if (t) {
+        w->fair_in--;
+        w->timer_in--;
+        /* relaxed: a liveness hint for the sysmon. */
+        atomic_store_explicit(&w->ticks, ++w->tick, memory_order_relaxed);
+    }
+    return t;
+}
+
 /* The pinned inbox, then a fair share of the inject queue. `max` bounds
  * the inject batch (1 for the fairness check). */
 static wf__task *pop_shared(wf__worker *w, unsigned max)
@@ -411,16 +438,20 @@ static wf__task *find_task(wf__worker *w)
 {
     wf__runtime *rt = w->rt;
     for (;;) {
-        uint64_t tick = ++w->tick;
         /* relaxed: read by the sysmon as a liveness hint only. */
-        atomic_store_explicit(&w->ticks, tick, memory_order_relaxed);
+        atomic_store_explicit(&w->ticks, ++w->tick, memory_order_relaxed);
         wf__task *t;
-        if (tick % FAIRNESS_TICKS == 0) {
+        /* Countdowns, not `tick % 61`: a division per tick is not free. */
+        bool fair = --w->fair_in == 0, timers = --w->timer_in == 0;
+        if (fair) {
+            w->fair_in = FAIRNESS_TICKS;
             if ((t = pop_shared(w, 1)) != NULL)
                 return t;
         }
-        if (tick % TIMER_TICKS == 0)
+        if (timers) {
+            w->timer_in = TIMER_TICKS;
             check_own_timers(w);
+        }
         if ((t = pop_local(w)) != NULL)
             return t;
         if ((t = pop_shared(w, WF__RUNQ_CAP / 2)) != NULL)
