@@ -163,7 +163,7 @@ static bool first_run(wf__worker *w, wf__task *t)
     s->ctx = NULL;
     if (WF_TSAN && !s->tsan)
         s->tsan = wf__tsan_create();
-    wf__tsan_name(s->tsan, t->name);
+    wf__tsan_name(s->tsan, wf__task_name(t));
     atomic_store_explicit(&t->life, WF__LIFE_STARTED, memory_order_relaxed);
     return true;
 }

@@ -57,7 +57,7 @@ static void report(wf__task *t, const char *how)
 {
     msg m = {.n = 0};
     put(&m, "weft: stack overflow in task '");
-    put(&m, t->name);
+    put(&m, wf__task_name(t));
     put(&m, "' (handle ");
     put_u(&m, (unsigned long long)t->id);
     put(&m, "): its stack of ");

@@ -86,6 +86,7 @@ static unsigned commit(wf__task *self, uint64_t seq, int64_t deadline, wf__task 
 
     unsigned r;
     bool armed = false;
+    struct wf__timer tm; /* lives in this frame, which outlasts the wait */
     /* 1. A pending cancellation ends the wait before it starts. seq_cst:
      * the second half of the Dekker pair begun in wf__park_begin. */
     if (cancellable && atomic_load_explicit(&self->cancel, memory_order_seq_cst) > 0) {
@@ -101,7 +102,7 @@ static unsigned commit(wf__task *self, uint64_t seq, int64_t deadline, wf__task 
             goto decided;
         }
         wf__worker *wk = wf__tls_worker();
-        wf__timer_arm_park(&wk->timers, self, seq, deadline, now);
+        wf__timer_arm_park(&wk->timers, &tm, self, seq, deadline, now);
         armed = true;
     }
 
@@ -124,7 +125,7 @@ static unsigned commit(wf__task *self, uint64_t seq, int64_t deadline, wf__task 
     /* 4. Decided and running again. Disarming takes the wheel's lock, so a
      * timer firing concurrently is finished with us when it returns. */
     if (armed)
-        wf__timer_disarm_park(self);
+        wf__timer_disarm_park(&tm);
     r = wf__pw_reason(atomic_load_explicit(&self->park, memory_order_acquire));
 decided:
     /* A target we did not switch to is still ours to queue. */

@@ -108,9 +108,12 @@ static void quiesce(wf__runtime *rt)
      * missed it is found by the scan below (which runs after). */
     atomic_store_explicit(&rt->closing, 1, memory_order_seq_cst);
     /* Step 11. */
-    while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0) {
+    while (wf__live(rt) != 0) {
         wf__handle_scan(&rt->handles, cancel_one, rt);
-        if (atomic_load_explicit(&rt->live, memory_order_acquire) == 0)
+        if (wf__live(rt) == 0)
+            break;
+        atomic_store_explicit(&rt->quiesced, 0, memory_order_relaxed);
+        if (wf__live(rt) == 0)
             break;
         wf__futex_wait(&rt->quiesced, 0, QUIESCE_POLL_NS);
     }
@@ -191,7 +194,7 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         return -ENOMEM;
     rt->cfg = cfg;
     rt->nworkers = cfg.workers;
-    atomic_init(&rt->live, 0);
+    atomic_init(&rt->ext_spawned, 0);
     atomic_init(&rt->closing, 0);
     atomic_init(&rt->stopping, 0);
     atomic_init(&rt->main_done, 0);
@@ -237,6 +240,8 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         atomic_init(&w->futex, 0);
         atomic_init(&w->parked, false);
         atomic_init(&w->ticks, 0);
+        atomic_init(&w->spawned, 0);
+        atomic_init(&w->retired, 0);
     }
 
     /* Step 6. */

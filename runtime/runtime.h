@@ -57,6 +57,9 @@ typedef struct wf__worker {
     WF_ALIGNED_CL _Atomic uint32_t futex;
     _Atomic bool parked;      /* between registering parked and waking up */
     _Atomic uint64_t ticks;   /* published tick, for the sysmon */
+    /* Tasks spawned on / retired by this worker: written by the owner only
+     * (load + store, no RMW), summed by the shutdown code (wf__live). */
+    _Atomic uint64_t spawned, retired;
     pthread_t thread;
     bool started;
     /* --- sanitizer and signal state of the worker thread --- */
@@ -75,9 +78,14 @@ typedef struct wf__runtime {
     wf__poller poller;
     wf__handles handles;
     wf__stack_pool stacks;
-    WF_ALIGNED_CL _Atomic uint64_t live; /* tasks spawned and not yet cleaned up */
-    _Atomic uint32_t closing;  /* shutdown: new tasks start cancelled */
+    /* Tasks alive = spawned - retired, kept per worker (wf__live) so the
+     * spawn/exit path touches no shared cache line. Spawns from threads that
+     * are not workers count here. */
+    WF_ALIGNED_CL _Atomic uint64_t ext_spawned;
+    /* Read on every spawn and exit, written once: a line of its own. */
+    WF_ALIGNED_CL _Atomic uint32_t closing;  /* shutdown: new tasks start cancelled */
     _Atomic uint32_t stopping; /* workers leave their loops */
+    WF_ALIGNED_CL char pad_after_flags_;
     _Atomic uint32_t main_done; /* futex: the main task ended */
     _Atomic uint32_t quiesced;  /* futex: live reached 0 while closing */
     wf__task *main_task;
@@ -128,6 +136,10 @@ bool wf__fiber_can_switch_to(wf__task *target);
  * the switch. Returns when self is resumed, with its worker. Used by
  * wf__park_commit_handoff; check wf__fiber_can_switch_to first. */
 wf__worker *wf__fiber_switch_to(wf__task *self, wf__task *target);
+
+/* Tasks spawned and not yet retired (task.c): exact once no task is being
+ * spawned by a thread outside the runtime. */
+uint64_t wf__live(wf__runtime *rt);
 
 /* --- tasks (task.c) --- */
 

@@ -27,6 +27,7 @@ static inline uint32_t live_handles(const wf__task *t)
 
 void wf__task_free_record(wf__task *t)
 {
+    free(t->name);
     free(t);
 }
 
@@ -53,16 +54,52 @@ void wf__task_unref(wf__task *t)
     drop(t, REF_HANDLE);
 }
 
+void wf__task_ref(wf__task *t)
+{
+    /* relaxed: the caller holds a reference, so the record cannot go away;
+     * the count itself orders nothing. */
+    atomic_fetch_add_explicit(&t->refs, REF_HANDLE, memory_order_relaxed);
+}
+
+uint32_t wf__task_handles(const wf__task *t)
+{
+    return live_handles(t);
+}
+
+/* Owner-only counter bump: a plain load and store, no locked instruction.
+ * release: the shutdown code that reads the new count (acquire) sees the
+ * task's last writes. */
+static inline void count_up(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_release);
+}
+
 void wf__task_retire(wf__runtime *rt, wf__task *t)
 {
     drop(t, REF_RUNNING);
-    /* acq_rel: the shutdown waiter that sees `live` reach zero must see
-     * every task's last writes. */
-    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1 &&
-        atomic_load_explicit(&rt->closing, memory_order_acquire)) {
+    wf__worker *w = wf__tls_worker();
+    wf__assert(w && w->rt == rt, "tasks are retired by their runtime's workers");
+    count_up(&w->retired);
+    /* During shutdown, tell the waiting wf_run thread to count again. */
+    if (wf__unlikely(atomic_load_explicit(&rt->closing, memory_order_acquire))) {
         atomic_store_explicit(&rt->quiesced, 1, memory_order_release);
         wf__futex_wake(&rt->quiesced, 1);
     }
+}
+
+uint64_t wf__live(wf__runtime *rt)
+{
+    /* Every retired count first, then every spawned count: a task retired
+     * before the first reads was spawned before the later ones, so the
+     * difference never undercounts what was alive when the first read was
+     * made (acquire: later loads stay later). */
+    uint64_t retired = 0, spawned;
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        retired += atomic_load_explicit(&rt->workers[i].retired, memory_order_acquire);
+    spawned = atomic_load_explicit(&rt->ext_spawned, memory_order_acquire);
+    for (uint32_t i = 0; i < rt->nworkers; i++)
+        spawned += atomic_load_explicit(&rt->workers[i].spawned, memory_order_acquire);
+    return spawned - retired;
 }
 
 wf__task *wf__current(void)
@@ -119,14 +156,28 @@ void wf__task_finish(wf__task *t, int status, void *result)
     atomic_store_explicit(&t->life, WF__LIFE_DONE, memory_order_release);
     wf__wake_all(&t->joiners, &b);
     wf__link *l;
+    wf__after_hook *after = NULL, **tail = &after;
     while ((l = wf__list_pop_front(&t->hooks)) != NULL) {
         wf__done_hook *h = wf__container_of(l, wf__done_hook, link);
-        h->fn(h, t);
+        if (h->fn) {
+            h->fn(h, t);
+            continue;
+        }
+        /* An after-hook: its run is called below, outside jlock. */
+        wf__after_hook *ah = wf__container_of(h, wf__after_hook, hook);
+        ah->next = NULL;
+        *tail = ah;
+        tail = &ah->next;
     }
     wf__spin_unlock(&t->jlock);
     wf__task *j;
     while ((j = wf__batch_pop(&b)) != NULL)
         wf__ready(j);
+    while (after) {
+        wf__after_hook *ah = after;
+        after = ah->next; /* before run, which owns (and may free) ah */
+        ah->run(ah, t);
+    }
 }
 
 void wf__task_run(wf__task *t)
@@ -178,7 +229,7 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
         return -EPERM;
     size_t stack = rt->stacks.default_size;
     int pin = -1;
-    const char *name = "task";
+    const char *name = NULL;
     void (*drop_fn)(void *) = NULL;
     if (opts) {
         if (opts->stack_size) {
@@ -221,11 +272,18 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
     t->scope_deadline = INT64_MAX;
     t->scope = NULL;
     atomic_init(&t->cancel_msg, NULL);
-    atomic_init(&t->timer.home, NULL);
-    size_t i = 0;
-    for (; i < WF__TASK_NAME_MAX - 1 && name[i]; i++)
-        t->name[i] = name[i];
-    t->name[i] = '\0';
+    t->name = NULL;
+    if (name) {
+        /* Named tasks are for humans; the copy costs an allocation only
+         * when a name is given. */
+        size_t n = strnlen(name, WF__TASK_NAME_MAX - 1);
+        if (!(t->name = malloc(n + 1))) {
+            free(t);
+            return -ENOMEM;
+        }
+        memcpy(t->name, name, n);
+        t->name[n] = '\0';
+    }
 
     wf__worker *w = wf__tls_worker();
     t->id = wf__handle_alloc(&rt->handles, w ? &w->handles : NULL, t);
@@ -233,7 +291,10 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
         wf__task_free_record(t);
         return -ENOMEM;
     }
-    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    if (w && w->rt == rt)
+        count_up(&w->spawned);
+    else
+        atomic_fetch_add_explicit(&rt->ext_spawned, 1, memory_order_release);
     *out = t->id;
     wf__schedule_new(rt, t);
     return 0;
@@ -432,9 +493,10 @@ int wf_task_name(wf_task_t id, char *buf, size_t len)
     wf__task *t = lookup(rt, id);
     if (!t)
         return -EINVAL;
+    const char *name = wf__task_name(t);
     size_t i = 0;
-    for (; i + 1 < len && t->name[i]; i++)
-        buf[i] = t->name[i];
+    for (; i + 1 < len && name[i]; i++)
+        buf[i] = name[i];
     buf[i] = '\0';
     return 0;
 }

@@ -61,7 +61,6 @@ typedef struct wf__task {
     wf__spinlock jlock; /* protects joiners and hooks */
     wf__link joiners;   /* wf__waitnode of tasks joining this one */
     wf__link hooks;     /* wf__done_hook run when the task ends */
-    struct wf__timer timer;
     /* Timeout scopes (owner only): the earliest deadline of the scopes the
      * task is inside (INT64_MAX: none) caps every cancellable wait (park.h),
      * and the innermost scope, for the scope code's own bookkeeping. */
@@ -70,8 +69,13 @@ typedef struct wf__task {
     /* The message of the latest cancellation request (Task.cancel(msg)). */
     _Atomic(const char *) cancel_msg;
     /* --- debugging --- */
-    char name[WF__TASK_NAME_MAX];
+    char *name; /* a copy of the name given at spawn, or NULL: "task" */
 } wf__task;
+
+static inline const char *wf__task_name(const wf__task *t)
+{
+    return t->name ? t->name : "task";
+}
 
 /* A node a task puts on a wait list. Lives on the waiting fiber's stack. */
 typedef struct wf__waitnode {
@@ -89,6 +93,21 @@ typedef struct wf__done_hook {
     wf__link link;
     void (*fn)(struct wf__done_hook *h, struct wf__task *t);
 } wf__done_hook;
+
+/* A hook whose work must not run under the task's jlock because it calls
+ * user code (done callbacks). Set hook.fn = NULL and `run`, then register
+ * &ah->hook with wf__task_add_hook. When the task ends, wf__task_finish
+ * unlinks it under jlock (with the ordinary hooks) and, after releasing
+ * jlock and readying the joiners, calls ah->run(ah, t) once on the
+ * finishing thread (the ended task's fiber, or the scheduler for a task
+ * that never ran). wf__task_remove_hook removes it while it is still
+ * linked (true: run will never be called); false means run is about to
+ * run, running or done, and `ah` belongs to run. */
+typedef struct wf__after_hook {
+    wf__done_hook hook; /* hook.fn == NULL marks an after-hook */
+    struct wf__after_hook *next; /* wf__task_finish's private list */
+    void (*run)(struct wf__after_hook *ah, struct wf__task *t);
+} wf__after_hook;
 
 /* A list of tasks about to be made runnable, linked through qnext. */
 typedef struct wf__batch {
@@ -143,6 +162,14 @@ bool wf__task_add_hook(wf__task *t, wf__done_hook *h);
  * never run), false if it already ran. Once this returns, `h` is not in
  * use by the runtime and may be freed. */
 bool wf__task_remove_hook(wf__task *t, wf__done_hook *h);
+
+/* Add one handle reference to `t`, for runtime code that already holds
+ * one (or otherwise knows the record is alive); given back with
+ * wf__task_unref. */
+void wf__task_ref(wf__task *t);
+
+/* The number of live handle references to `t` (a snapshot). */
+uint32_t wf__task_handles(const wf__task *t);
 
 /* Free a record (the handle table calls it once nothing refers to it). */
 void wf__task_free_record(wf__task *t);

@@ -32,17 +32,17 @@ static void arm(wf__timers *ts, struct wf__timer *tm, int64_t deadline, int64_t 
     wf__spin_unlock(&ts->lock);
 }
 
-void wf__timer_arm_park(wf__timers *ts, wf__task *t, uint64_t seq, int64_t deadline, int64_t now)
+void wf__timer_arm_park(wf__timers *ts, struct wf__timer *tm, wf__task *t, uint64_t seq, int64_t deadline,
+                        int64_t now)
 {
-    struct wf__timer *tm = &t->timer;
     tm->kind = WF__TIMER_PARK;
     tm->u.seq = seq;
+    tm->arg = t;
     arm(ts, tm, deadline, now);
 }
 
-void wf__timer_disarm_park(wf__task *t)
+void wf__timer_disarm_park(struct wf__timer *tm)
 {
-    struct wf__timer *tm = &t->timer;
     /* acquire: pairs with the firer's final release store of NULL, after
      * which it no longer touches the timer or the task. */
     wf__timers *ts = atomic_load_explicit(&tm->home, memory_order_acquire);
@@ -93,7 +93,7 @@ unsigned wf__timers_run(wf__timers *ts, int64_t now, wf__batch *woken)
         struct wf__timer *tm = wf__container_of(l, struct wf__timer, node.link);
         fired++;
         if (tm->kind == WF__TIMER_PARK) {
-            wf__task *t = wf__container_of(tm, wf__task, timer);
+            wf__task *t = tm->arg;
             if (wf__park_decide(t, tm->u.seq, WF__R_TIMEDOUT) == WF__DECIDED_PARKED)
                 wf__batch_push(woken, t);
             /* release, and the last touch: the task may disarm and go. */

@@ -1,8 +1,9 @@
 /* timer.h - the timer service: one wheel per worker, its lock, and firing.
  *
  * Two kinds of timer live in the wheels:
- *  - park timers, one per task, embedded in the task record: the deadline of
- *    the task's current wait. Firing one decides that wait as TIMEDOUT
+ *  - park timers, on the parked fiber's own stack (in wf__park_commit's
+ *    frame, which outlives the wait): the deadline of the task's current
+ *    wait. Firing one decides that wait as TIMEDOUT
  *    (park.h) while the wheel's lock is held, so that a task which wakes for
  *    another reason and disarms its timer (which takes the same lock) knows,
  *    once the disarm returns, that nobody touches the timer or the task
@@ -46,7 +47,7 @@ struct wf__timer {
         uint64_t seq; /* park: the wait this timer belongs to */
         wf_timer_fn fn;
     } u;
-    void *arg;
+    void *arg; /* callback: its argument; park: the task */
 };
 
 _Static_assert(sizeof(struct wf__timer) <= sizeof(wf_timer_t), "wf_timer_t storage too small");
@@ -64,12 +65,13 @@ typedef struct wf__timers {
 
 void wf__timers_init(wf__timers *ts, struct wf__runtime *rt, int64_t now);
 
-/* Arm the park timer of task `t` (its own embedded timer) for wait `seq`. */
-void wf__timer_arm_park(wf__timers *ts, struct wf__task *t, uint64_t seq, int64_t deadline, int64_t now);
+/* Arm `tm` as the park timer of task `t` for wait `seq`. */
+void wf__timer_arm_park(wf__timers *ts, struct wf__timer *tm, struct wf__task *t, uint64_t seq,
+                        int64_t deadline, int64_t now);
 
-/* Disarm task `t`'s park timer if still armed. On return nobody is touching
- * the timer or deciding through it. Cheap when the timer already fired. */
-void wf__timer_disarm_park(struct wf__task *t);
+/* Disarm a park timer if still armed. On return nobody is touching the
+ * timer or deciding through it. Cheap when the timer already fired. */
+void wf__timer_disarm_park(struct wf__timer *tm);
 
 /* Fire every due timer of `ts`. Tasks whose waits were decided while parked
  * are appended to `woken` for the caller to make runnable (the caller's
