@@ -166,13 +166,17 @@ void wf__handle_release(wf__handles *h, wf__handle_cache *cache, struct wf__task
     wf__slot *s = slot_at(h, idx);
     wf__assert(atomic_load_explicit(&s->gen, memory_order_relaxed) != (uint32_t)(t->id >> 32),
                "a task's handle is retired before its record is released");
-    /* The free path's half of the scan Dekker pair (handle.h). */
-    atomic_store_explicit(&s->task, NULL, memory_order_relaxed);
+    /* The free path's half of the scan Dekker pair (handle.h): clear the
+     * slot with a seq_cst exchange (on x86 a locked xchg: the store and the
+     * full fence in one instruction, cheaper than a store plus mfence),
+     * then look for scans. */
+    (void)atomic_exchange_explicit(&s->task, NULL, memory_order_seq_cst);
     free_index(h, cache, idx);
-    wf__fence();
-    /* acquire: when this reads the 0 a finished scan left (release), that
-     * scan's use of the record happened before the free below. */
-    if (atomic_load_explicit(&h->scanners, memory_order_acquire) == 0) {
+    /* seq_cst: the load half of the Dekker pair (the scan's fence precedes
+     * its slot read). Also an acquire: when this reads the 0 a finished scan
+     * left (release), that scan's use of the record happened before the
+     * free below. */
+    if (atomic_load_explicit(&h->scanners, memory_order_seq_cst) == 0) {
         h->free_task(t);
         return;
     }
