@@ -284,26 +284,54 @@ static void test_cross_worker_pingpong(void **state)
 }
 
 /* NOCANCEL waits ignore cancellation; the request stays pending. */
+typedef struct {
+    wf__spinlock lock;
+    wf__link list;
+    unsigned reason;
+    int cancelling_after, sleep_after;
+} nocancel_probe;
+
 static int nocancel_waiter(void *arg, void **res)
 {
+    nocancel_probe *p = arg;
     wf__task *self = wf__current();
-    uint64_t seq = wf__park_begin(self, WF__PARK_NOCANCEL);
-    unsigned r = wf__park_commit(self, seq, wf_deadline_in(20 * WF_NSEC_PER_MSEC));
-    CHECK_EQ(r, WF__R_TIMEDOUT);
-    CHECK_EQ(wf_cancelling(wf_self()), 1);
-    /* The next ordinary wait sees it. */
-    CHECK_EQ(wf_sleep(WF_NSEC_PER_SEC), -ECANCELED);
+    wf__waitnode node = {.task = self, .data = NULL};
+    wf__spin_lock(&p->lock);
+    node.seq = wf__park_begin(self, WF__PARK_NOCANCEL);
+    wf__list_push_back(&p->list, &node.link);
+    wf__spin_unlock(&p->lock);
+    p->reason = wf__park_commit(self, node.seq, WF_FOREVER);
+    p->cancelling_after = wf_cancelling(wf_self());
+    /* The next ordinary wait sees the pending request. */
+    p->sleep_after = wf_sleep(WF_NSEC_PER_SEC);
     return 0;
 }
 
 static int m_nocancel(void *arg, void **res)
 {
+    nocancel_probe p;
+    memset(&p, 0, sizeof p);
+    wf__spin_init(&p.lock);
+    wf__list_init(&p.list);
     wf_task_t t;
-    CHECK_EQ(wf_spawn(&t, nocancel_waiter, NULL, NULL), 0);
+    CHECK_EQ(wf_spawn(&t, nocancel_waiter, &p, NULL), 0);
     while (wf_task_state(t) != WF_TASK_PARKED)
         wf_yield();
     CHECK_EQ(wf_cancel(t), 0);
+    /* The cancel did not end the wait: it is still parked on our list. */
+    for (int i = 0; i < 100; i++)
+        wf_yield();
+    CHECK_EQ(wf_task_state(t), WF_TASK_PARKED);
+    wf__task *q = NULL;
+    wf__spin_lock(&p.lock);
+    CHECK(wf__wake_one(&p.list, NULL, &q) != NULL);
+    wf__spin_unlock(&p.lock);
+    if (q)
+        wf__ready(q);
     CHECK_EQ(wf_join(t, NULL, NULL), 0);
+    CHECK_EQ(p.reason, WF__R_WOKEN);
+    CHECK_EQ(p.cancelling_after, 1);
+    CHECK_EQ(p.sleep_after, -ECANCELED);
     return 0;
 }
 

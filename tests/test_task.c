@@ -134,21 +134,29 @@ static void test_handles(void **state)
 
 /* --- join with a deadline ------------------------------------------------- */
 
-static int sleeps_arg_ms(void *arg, void **res)
+/* A task that runs until told to stop: joins with deadlines can rely on it
+ * not being done, however slow the machine. */
+static int waits_for_flag(void *arg, void **res)
 {
-    return wf_sleep((int64_t)(intptr_t)arg * WF_NSEC_PER_MSEC);
+    _Atomic int *go = arg;
+    while (!atomic_load(go))
+        if (wf_sleep(WF_NSEC_PER_MSEC) == -ECANCELED)
+            return -ECANCELED;
+    return 0;
 }
 
 static int m_join_deadline(void *arg, void **res)
 {
+    _Atomic int go = 0;
     wf_task_t t;
-    CHECK_EQ(wf_spawn(&t, sleeps_arg_ms, (void *)(intptr_t)200, NULL), 0);
+    CHECK_EQ(wf_spawn(&t, waits_for_flag, &go, NULL), 0);
     CHECK_EQ(wf_join_until(t, 0, NULL, NULL), -ETIMEDOUT); /* poll */
     int64_t t0 = wf_now();
     CHECK_EQ(wf_join_until(t, wf_deadline_in(10 * WF_NSEC_PER_MSEC), NULL, NULL), -ETIMEDOUT);
     CHECK(wf_now() - t0 >= 10 * WF_NSEC_PER_MSEC);
     CHECK_EQ(wf_task_done(t), 0);
     /* The handle is still live after a timeout. */
+    atomic_store(&go, 1);
     int st = -1;
     CHECK_EQ(wf_join_until(t, WF_FOREVER, &st, NULL), 0);
     CHECK_EQ(st, 0);
@@ -259,8 +267,9 @@ static int m_cancel_joiner_inner(void *arg, void **res)
 
 static int m_cancel_joiner(void *arg, void **res)
 {
+    _Atomic int go = 0;
     wf_task_t sleeper, joiner;
-    CHECK_EQ(wf_spawn(&sleeper, sleeps_arg_ms, (void *)(intptr_t)50, NULL), 0);
+    CHECK_EQ(wf_spawn(&sleeper, waits_for_flag, &go, NULL), 0);
     CHECK_EQ(wf_task_ref(sleeper), 0); /* the joiner's reference */
     CHECK_EQ(wf_spawn(&joiner, m_cancel_joiner_inner, (void *)(uintptr_t)sleeper, NULL), 0);
     while (wf_task_state(joiner) != WF_TASK_PARKED)
@@ -270,6 +279,8 @@ static int m_cancel_joiner(void *arg, void **res)
     CHECK_EQ(wf_join(joiner, &st, NULL), 0);
     CHECK_EQ(st, -ECANCELED); /* its join returned -ECANCELED */
     /* The sleeper was not cancelled and the joiner's reference is live. */
+    CHECK_EQ(wf_task_done(sleeper), 0);
+    atomic_store(&go, 1);
     CHECK_EQ(wf_join(sleeper, &st, NULL), 0);
     CHECK_EQ(st, 0);
     CHECK_EQ(wf_join(sleeper, &st, NULL), 0);
