@@ -87,6 +87,20 @@ void wf__task_retire(wf__runtime *rt, wf__task *t)
     }
 }
 
+void wf__runtime_hold(wf__runtime *rt)
+{
+    /* relaxed: the caller knows the runtime is alive (threadsafe.c); it
+     * counts as one more task spawned from outside until unhold. */
+    atomic_fetch_add_explicit(&rt->ext_spawned, 1, memory_order_relaxed);
+}
+
+void wf__runtime_unhold(wf__runtime *rt)
+{
+    /* release: the holder's work in the runtime happens before the shutdown
+     * code's acquire loads in wf__live see the count drop. */
+    atomic_fetch_sub_explicit(&rt->ext_spawned, 1, memory_order_release);
+}
+
 uint64_t wf__live(wf__runtime *rt)
 {
     /* Every retired count first, then every spawned count: a task retired

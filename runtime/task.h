@@ -171,6 +171,13 @@ void wf__task_ref(wf__task *t);
 /* The number of live handle references to `t` (a snapshot). */
 uint32_t wf__task_handles(const wf__task *t);
 
+/* Keep `rt` from finishing (wf_run's shutdown waits for it as for one more
+ * live task) while a thread outside it submits work; the caller must know
+ * the runtime is alive (combinators/threadsafe.c). unhold gives it back and
+ * touches nothing after: the runtime may be freed as soon as it returns. */
+void wf__runtime_hold(struct wf__runtime *rt);
+void wf__runtime_unhold(struct wf__runtime *rt);
+
 /* Free a record (the handle table calls it once nothing refers to it). */
 void wf__task_free_record(wf__task *t);
 

@@ -1,0 +1,127 @@
+/* gather.c - wf_gather (asyncio.gather), on the watch (combo.h).
+ *
+ * One call, step by step:
+ *  1. Look every handle up and check the caller holds enough references
+ *     (nothing is consumed or changed if that fails).
+ *  2. Arm a watch over the tasks and park until the mode's condition holds:
+ *     all ended (collect), or all ended / one failed (fail fast).
+ *  3. If the wait ended otherwise (cancelled, deadline, scope), or a task
+ *     failed and the caller asked for it, cancel every task that has not
+ *     ended and wait, uninterruptibly, until they all have.
+ *  4. Disarm, report the outcomes, and give back one reference per task:
+ *     tasks still running (fail fast) are thereby detached.
+ */
+#include "combo.h"
+
+#include <stdlib.h>
+
+/* Cancel every watched task that has not ended. */
+static void cancel_rest(wf__watch *w, const char *msg)
+{
+    for (uint32_t i = 0; i < w->n; i++) {
+        wf__spin_lock(&w->lock);
+        bool fired = w->fired[i];
+        wf__spin_unlock(&w->lock);
+        if (!fired)
+            wf__combo_cancel(w->tasks[i], msg); /* alive: we hold a reference */
+    }
+}
+
+int wf_gather(const wf_task_t *ids, size_t n, unsigned flags, int64_t deadline, wf_outcome_t *out,
+              size_t *first_failed)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    if ((flags & ~(WF_GATHER_COLLECT | WF_GATHER_CANCEL_ON_FAILURE)) ||
+        (flags == (WF_GATHER_COLLECT | WF_GATHER_CANCEL_ON_FAILURE)))
+        return -EINVAL;
+    if (deadline < WF_FOREVER || (n && !ids) || n >= UINT32_MAX)
+        return -EINVAL;
+    if (n == 0) {
+        if (first_failed)
+            *first_failed = SIZE_MAX;
+        return 0;
+    }
+
+    /* Step 1. */
+    size_t cap = 2;
+    while (cap < 2 * n)
+        cap <<= 1;
+    wf__task **ts = malloc(n * sizeof *ts + cap * sizeof(wf__combo_count));
+    if (!ts)
+        return -ENOMEM;
+    int err = 0;
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = wf__combo_lookup(self->rt, ids[i]);
+        if (!ts[i]) {
+            err = -EINVAL;
+            break;
+        }
+        if (ts[i] == self) {
+            err = -EDEADLK;
+            break;
+        }
+    }
+    if (!err && !wf__combo_check_handles(ts, n, (wf__combo_count *)(void *)(ts + n), cap))
+        err = -EINVAL;
+    wf__watch w;
+    if (!err)
+        err = wf__watch_init(&w, ts, n);
+    free(ts);
+    if (err)
+        return err;
+
+    /* Step 2. */
+    wf__watch_arm(&w);
+    bool collect = flags & WF_GATHER_COLLECT;
+    unsigned r = wf__watch_wait(&w, self, collect ? WF__WATCH_ALL : WF__WATCH_FAIL, deadline, 0);
+    int ret = 0;
+    if (r == WF__R_TIMEDOUT) {
+        /* Our own deadline: if everything ended meanwhile, that wins. */
+        wf__spin_lock(&w.lock);
+        bool ended = w.ndone == w.n || (!collect && w.nfail > 0);
+        wf__spin_unlock(&w.lock);
+        if (ended)
+            r = WF__R_WOKEN;
+    }
+
+    /* Step 3. */
+    if (r != WF__R_WOKEN) {
+        ret = r == WF__R_CANCELLED ? -ECANCELED : -ETIMEDOUT;
+        const char *msg =
+            r == WF__R_CANCELLED ? atomic_load_explicit(&self->cancel_msg, memory_order_acquire) : NULL;
+        cancel_rest(&w, msg);
+        wf__watch_wait(&w, self, WF__WATCH_ALL, WF_FOREVER, WF__PARK_NOCANCEL);
+    } else if (!collect && (flags & WF_GATHER_CANCEL_ON_FAILURE)) {
+        wf__spin_lock(&w.lock);
+        bool failed = w.nfail > 0;
+        wf__spin_unlock(&w.lock);
+        if (failed) {
+            cancel_rest(&w, NULL);
+            wf__watch_wait(&w, self, WF__WATCH_ALL, WF_FOREVER, WF__PARK_NOCANCEL);
+        }
+    }
+
+    /* Step 4. */
+    wf__watch_disarm(&w);
+    if (ret == 0)
+        ret = collect ? (int)w.nfail : (w.nfail > 0);
+    if (first_failed)
+        *first_failed = w.first_fail == UINT32_MAX ? SIZE_MAX : w.first_fail;
+    for (uint32_t i = 0; i < w.n; i++) {
+        wf__task *t = w.tasks[i];
+        if (out) {
+            if (w.fired[i]) {
+                out[i].status = t->status;
+                out[i].result = t->result;
+            } else {
+                out[i].status = -EINPROGRESS;
+                out[i].result = NULL;
+            }
+        }
+        wf__task_unref(t);
+    }
+    wf__watch_free(&w);
+    return ret;
+}

@@ -1,0 +1,220 @@
+/* wait.c - wf_wait (asyncio.wait), wf_wait_for (asyncio.wait_for) and the
+ * as_completed iterator, all on the watch (combo.h) or on a join. */
+#include "combo.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Look up n handles into ts[]; -EINVAL for a dead one, -EDEADLK for the
+ * caller itself. */
+static int lookup_all(wf__task *self, const wf_task_t *ids, size_t n, wf__task **ts)
+{
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = wf__combo_lookup(self->rt, ids[i]);
+        if (!ts[i] || (ts[i] != self && wf__task_handles(ts[i]) == 0))
+            return -EINVAL;
+        if (ts[i] == self)
+            return -EDEADLK;
+    }
+    return 0;
+}
+
+/* --- wait ------------------------------------------------------------------ */
+
+int wf_wait(const wf_task_t *ids, size_t n, int when, int64_t deadline, bool *done)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    if (n == 0 || !ids || n >= UINT32_MAX || deadline < WF_FOREVER)
+        return -EINVAL;
+    unsigned mode;
+    switch (when) {
+    case WF_FIRST_COMPLETED:
+        mode = WF__WATCH_ANY;
+        break;
+    case WF_FIRST_EXCEPTION:
+        mode = WF__WATCH_EXC;
+        break;
+    case WF_ALL_COMPLETED:
+        mode = WF__WATCH_ALL;
+        break;
+    default:
+        return -EINVAL;
+    }
+    wf__task **ts = malloc(n * sizeof *ts);
+    if (!ts)
+        return -ENOMEM;
+    int err = lookup_all(self, ids, n, ts);
+    wf__watch w;
+    if (!err)
+        err = wf__watch_init(&w, ts, n);
+    free(ts);
+    if (err)
+        return err;
+    wf__watch_arm(&w);
+    unsigned r = wf__watch_wait(&w, self, mode, deadline, 0);
+    wf__watch_disarm(&w);
+    int ret;
+    if (r == WF__R_CANCELLED) {
+        ret = -ECANCELED;
+    } else if (r == WF__R_EXPIRED) {
+        ret = -ETIMEDOUT;
+    } else {
+        /* Woken, or our own deadline: report what has ended. */
+        ret = (int)w.ndone;
+        if (done)
+            for (uint32_t i = 0; i < w.n; i++)
+                done[i] = w.fired[i];
+    }
+    wf__watch_free(&w);
+    return ret;
+}
+
+/* --- wait_for ---------------------------------------------------------------- */
+
+int wf_wait_for(wf_task_t id, int64_t deadline, int *status, void **result)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    if (deadline < WF_FOREVER)
+        return -EINVAL;
+    wf__task *t = wf__combo_lookup(self->rt, id);
+    if (!t || wf__task_handles(t) == 0)
+        return -EINVAL;
+    if (t == self)
+        return -EDEADLK;
+    /* The join consumes the reference when it returns 0. It returns
+     * -ETIMEDOUT for its own deadline and for an expired scope alike. */
+    int r = wf_join_until(id, deadline, status, result);
+    if (r != -ETIMEDOUT && r != -ECANCELED)
+        return r;
+    /* Cancel the task (passing on the caller's message if the caller was
+     * cancelled) and wait for it to end: no outcome is left behind. */
+    const char *msg = r == -ECANCELED ? atomic_load_explicit(&self->cancel_msg, memory_order_acquire) : NULL;
+    wf__combo_cancel(t, msg);
+    wf__await_end(self, t);
+    int st = t->status;
+    if (status)
+        *status = st;
+    if (result)
+        *result = t->result;
+    wf__task_unref(t);
+    if (r == -ECANCELED)
+        return -ECANCELED;
+    return st == -ECANCELED ? -ETIMEDOUT : 0;
+}
+
+/* --- as_completed -------------------------------------------------------------- */
+
+#define AC_MAGIC 0x61736370u /* "ascp" */
+
+struct wf_as_completed {
+    uint32_t magic;
+    _Atomic uint32_t busy; /* a fiber is in next() or end() */
+    int64_t deadline;
+    wf__runtime *rt;
+    wf__watch w;
+    uint8_t handed[]; /* n flags: the reference went to the caller */
+};
+
+int wf_as_completed_start(wf_as_completed_t **itp, const wf_task_t *ids, size_t n, int64_t deadline)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    if (!itp || (n && !ids) || n >= UINT32_MAX || deadline < WF_FOREVER)
+        return -EINVAL;
+    wf__task **ts = malloc((n ? n : 1) * sizeof *ts);
+    if (!ts)
+        return -ENOMEM;
+    int err = lookup_all(self, ids, n, ts);
+    wf_as_completed_t *it = NULL;
+    if (!err) {
+        it = malloc(sizeof *it + n);
+        if (!it)
+            err = -ENOMEM;
+    }
+    if (!err && (err = wf__watch_init(&it->w, ts, n)) < 0) {
+        free(it);
+        it = NULL;
+    }
+    free(ts);
+    if (err)
+        return err;
+    it->magic = AC_MAGIC;
+    atomic_init(&it->busy, 0);
+    it->deadline = deadline;
+    it->rt = self->rt;
+    memset(it->handed, 0, n);
+    /* The iterator's own references keep every record alive while its
+     * hooks are registered, whatever the caller does with its handles. */
+    for (uint32_t i = 0; i < it->w.n; i++)
+        wf__task_ref(it->w.tasks[i]);
+    wf__watch_arm(&it->w);
+    *itp = it;
+    return 0;
+}
+
+static bool enter(wf_as_completed_t *it)
+{
+    uint32_t zero = 0;
+    /* acquire: pairs with the release in leave(), so a fiber entering sees
+     * the previous user's updates to the iterator (consumed, handed). */
+    return atomic_compare_exchange_strong_explicit(&it->busy, &zero, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+static void leave(wf_as_completed_t *it)
+{
+    atomic_store_explicit(&it->busy, 0, memory_order_release);
+}
+
+int wf_as_completed_next(wf_as_completed_t *it, wf_task_t *task)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    if (!it || it->magic != AC_MAGIC || !task)
+        return -EINVAL;
+    if (!enter(it))
+        return -EBUSY;
+    wf__watch *w = &it->w;
+    unsigned r = wf__watch_wait(w, self, WF__WATCH_MORE, it->deadline, 0);
+    int ret;
+    wf__spin_lock(&w->lock);
+    if (w->consumed < w->ndone) {
+        /* One has ended (even if the wait timed out meanwhile): hand it
+         * over with the iterator's reference. */
+        uint32_t idx = w->order[w->consumed++];
+        it->handed[idx] = 1;
+        *task = w->tasks[idx]->id;
+        ret = 1;
+    } else if (w->consumed == w->n) {
+        ret = 0;
+    } else {
+        ret = r == WF__R_CANCELLED ? -ECANCELED : -ETIMEDOUT;
+    }
+    wf__spin_unlock(&w->lock);
+    leave(it);
+    return ret;
+}
+
+int wf_as_completed_end(wf_as_completed_t *it)
+{
+    if (!wf__tls_runtime())
+        return -EPERM;
+    if (!it || it->magic != AC_MAGIC)
+        return -EINVAL;
+    if (!enter(it))
+        return -EBUSY;
+    wf__watch_disarm(&it->w);
+    for (uint32_t i = 0; i < it->w.n; i++)
+        if (!it->handed[i])
+            wf__task_unref(it->w.tasks[i]);
+    it->magic = 0;
+    wf__watch_free(&it->w);
+    free(it);
+    return 0;
+}
