@@ -125,8 +125,10 @@ static void destroy(wf__runtime *rt)
 {
     /* Timers left armed never fire; their storage is the user's again. */
     wf__timers_shutdown(&rt->poller.timers);
-    for (uint32_t i = 0; rt->workers && i < rt->nworkers; i++)
+    for (uint32_t i = 0; rt->workers && i < rt->nworkers; i++) {
         wf__timers_shutdown(&rt->workers[i].timers);
+        wf__task_cache_drain(&rt->workers[i]);
+    }
     if (rt->workers) {
         wf__stack_cache *caches = calloc(rt->nworkers, sizeof *caches);
         for (uint32_t i = 0; i < rt->nworkers && caches; i++)

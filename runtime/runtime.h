@@ -49,6 +49,8 @@ typedef struct wf__worker {
     wf__stack_cache stacks;
     wf__handle_cache handles;
     wf__worker_stats stats;
+    wf__task *tfree; /* recycled task records (task.c) */
+    unsigned ntfree;
     /* --- shared --- */
     wf__timers timers;
     wf__inject pinned; /* tasks pinned to this worker, made runnable elsewhere */
@@ -142,6 +144,9 @@ wf__worker *wf__fiber_switch_to(wf__task *self, wf__task *target);
 uint64_t wf__live(wf__runtime *rt);
 
 /* --- tasks (task.c) --- */
+
+/* Free the worker's recycled task records (once its thread has stopped). */
+void wf__task_cache_drain(wf__worker *w);
 
 /* Publish `t`'s outcome and wake its joiners. */
 void wf__task_finish(wf__task *t, int status, void *result);

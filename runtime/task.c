@@ -25,10 +25,46 @@ static inline uint32_t live_handles(const wf__task *t)
     return atomic_load_explicit(&t->refs, memory_order_acquire) >> 1;
 }
 
+/* Task records are recycled through a per-worker free list (owner only,
+ * linked through qnext): the next spawn on that worker reuses a record that
+ * is still in its cache, and malloc/free leave the spawn path. Records freed
+ * by a thread that is not a worker, or past the cap, go back to the
+ * allocator; so does everything under ASan, to keep its use-after-free
+ * checks. */
+#define TASK_CACHE_CAP 1024
+
+static wf__task *task_alloc(wf__worker *w)
+{
+    if (!WF_ASAN && w && w->tfree) {
+        wf__task *t = w->tfree;
+        w->tfree = t->qnext;
+        w->ntfree--;
+        return t;
+    }
+    return malloc(sizeof(wf__task));
+}
+
 void wf__task_free_record(wf__task *t)
 {
     free(t->name);
+    wf__worker *w = wf__tls_worker();
+    if (!WF_ASAN && w && w->rt == t->rt && w->ntfree < TASK_CACHE_CAP) {
+        t->qnext = w->tfree;
+        w->tfree = t;
+        w->ntfree++;
+        return;
+    }
     free(t);
+}
+
+void wf__task_cache_drain(wf__worker *w)
+{
+    while (w->tfree) {
+        wf__task *t = w->tfree;
+        w->tfree = t->qnext;
+        free(t);
+    }
+    w->ntfree = 0;
 }
 
 static void drop(wf__task *t, uint32_t what)
@@ -260,7 +296,10 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
             name = opts->name;
         drop_fn = opts->drop;
     }
-    wf__task *t = malloc(sizeof *t);
+    wf__worker *w = wf__tls_worker();
+    if (w && w->rt != rt)
+        w = NULL;
+    wf__task *t = task_alloc(w);
     if (!t)
         return -ENOMEM;
     t->ctx = NULL;
@@ -292,20 +331,19 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
          * when a name is given. */
         size_t n = strnlen(name, WF__TASK_NAME_MAX - 1);
         if (!(t->name = malloc(n + 1))) {
-            free(t);
+            wf__task_free_record(t);
             return -ENOMEM;
         }
         memcpy(t->name, name, n);
         t->name[n] = '\0';
     }
 
-    wf__worker *w = wf__tls_worker();
     t->id = wf__handle_alloc(&rt->handles, w ? &w->handles : NULL, t);
     if (!t->id) {
         wf__task_free_record(t);
         return -ENOMEM;
     }
-    if (w && w->rt == rt)
+    if (w)
         count_up(&w->spawned);
     else
         atomic_fetch_add_explicit(&rt->ext_spawned, 1, memory_order_release);
