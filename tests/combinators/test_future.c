@@ -236,14 +236,19 @@ typedef struct {
 static void on_timer(void *arg)
 {
     timer_ctx *c = arg;
-    atomic_store(&c->wait_ret, wf_future_wait(c->f, 0, NULL, NULL));
-    wf_future_set(c->f, 0, (void *)c);
+    wf_future_t *f = c->f; /* our own reference, taken for us by main */
+    atomic_store(&c->wait_ret, wf_future_wait(f, 0, NULL, NULL));
+    wf_future_set(f, 0, (void *)c);
+    /* The completer holds a reference while it touches the future (the
+     * waiter may release its own as soon as it sees the outcome). */
+    wf_future_release(f);
 }
 
 static int m_timer_completes(void *arg, void **res)
 {
     timer_ctx c = {.wait_ret = 1};
     CHECK_EQ(wf_future_create(&c.f), 0);
+    CHECK_EQ(wf_future_ref(c.f), 0); /* the callback's */
     wf_timer_t tm = WF_TIMER_INIT;
     CHECK_EQ(wf_timer_start(&tm, wf_deadline_in(WF_NSEC_PER_MSEC), on_timer, &c), 0);
     void *rv = NULL;
