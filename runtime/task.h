@@ -186,6 +186,11 @@ void wf__task_unref(wf__task *t);
 
 /* The task running on this thread, or NULL (scheduler context, foreign
  * thread). */
+/* Drop the task's timeout scopes down to `to` (one of its scopes, or NULL)
+ * without touching the ones above it, whose frames are gone (a generator
+ * body that returned inside a scope); timeout.c. Owner only. */
+void wf__timeout_unwind(wf__task *self, void *to);
+
 wf__task *wf__current(void);
 
 /* Run a task's body on the current fiber: call fn, publish the outcome,

@@ -7,14 +7,16 @@
  *     cleaner    lower-cases them, drops punctuation, skips blank lines
  *     tokenizer  splits them into words
  *
- * The main task counts the words. Only one value is in flight per stage
- * (the hand-off switches straight from one fiber to the next), so the
- * pipeline streams in bounded memory however long the text is.
+ * The main task counts the words. Every stage runs in the main task, on a
+ * stack of its own: asking a stage for a value switches straight onto its
+ * stack, and its yield switches straight back. Only one value is in flight
+ * per stage, so the pipeline streams in bounded memory however long the
+ * text is. A yielded string belongs to the stage that asked for it.
  *
  * Then it runs the pipeline again but stops after a few words and closes
- * the last stage: each stage's pending yield fails with -ECANCELED, it
- * cleans up, and closes the stage before it, so the whole chain is torn
- * down and every string is freed.
+ * the last stage: each stage's pending yield returns -ECANCELED, it cleans
+ * up, and closes the stage before it, so the whole chain is torn down and
+ * every string is freed.
  *
  *     $ ./gen_pipeline
  */
@@ -62,8 +64,7 @@ static int reader(wf_gen_t *g, void *arg)
             char *line = strdup(poem[i]);
             if (!line)
                 return -ENOMEM;
-            if (wf_gen_yield(g, line) < 0) { /* closed: the line is ours */
-                free(line);
+            if (wf_gen_yield(g, line) < 0) { /* closed (the line was delivered) */
                 printf("  reader: closed after %ld lines\n", lines);
                 return -ECANCELED;
             }
@@ -88,8 +89,7 @@ static int cleaner(wf_gen_t *g, void *arg)
             free(line);
             continue;
         }
-        if (wf_gen_yield(g, line) < 0) {
-            free(line);
+        if (wf_gen_yield(g, line) < 0) { /* closed */
             r = -ECANCELED;
             break;
         }
@@ -110,9 +110,12 @@ static int tokenizer(wf_gen_t *g, void *arg)
         char *save = NULL, *line = v;
         for (char *w = strtok_r(line, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
             char *word = strdup(w);
-            if (!word || wf_gen_yield(g, word) < 0) {
-                free(word);
-                r = word ? -ECANCELED : -ENOMEM;
+            if (!word) {
+                r = -ENOMEM;
+                break;
+            }
+            if (wf_gen_yield(g, word) < 0) { /* closed */
+                r = -ECANCELED;
                 break;
             }
         }

@@ -59,6 +59,13 @@ static bool past(const scope *s)
     return s->deadline != INT64_MAX && s->deadline <= wf_now();
 }
 
+void wf__timeout_unwind(wf__task *self, void *to)
+{
+    /* The scopes above `to` are in frames that are gone: not read. */
+    self->scope = to;
+    recompute(self);
+}
+
 int wf_timeout_enter(wf_timeout_t *tm, int64_t deadline)
 {
     wf__task *self = wf__current();

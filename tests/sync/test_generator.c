@@ -1,11 +1,14 @@
 /* test_generator.c - generators: values in order, the end and the
  * generator's status, a body that starts only at the first request, close
- * half-way (cleanup runs, undelivered values come back to the generator),
- * close before the start, next with a deadline or a cancellation that loses
- * nothing, misuse errors, the direct hand-off (both sides on one worker),
- * a reader -> cleaner -> tokenizer pipeline in bounded memory, and a stress
- * of many pipelines closed at random points. Values are heap blocks where
- * ownership matters, so ASan's leak check catches a lost one. */
+ * half-way (cleanup runs, every value is freed exactly once), close before
+ * the start, a body that waits as its consumer (deadline and cancellation
+ * reach its waits; a second driver is refused), misuse errors, the body
+ * running in its consumer's task and on its worker, drivers taking turns, a
+ * reader -> cleaner -> tokenizer pipeline in bounded memory, and a stress of
+ * many pipelines on all workers whose bodies yield the CPU and sleep (so a
+ * task moves between workers while on a generator's stack), closed at random
+ * points. Values are heap blocks where ownership matters, so ASan's leak
+ * check catches a lost one and a double free is caught too. */
 #include "sync_test.h"
 
 #define ITEM(i) ((void *)(uintptr_t)(i))
@@ -117,7 +120,8 @@ typedef struct {
     _Atomic long made, freed_by_gen;
 } owning_state;
 
-/* Yields heap blocks; frees whatever it could not deliver. */
+/* Yields heap blocks (each the consumer's once yielded); after the close,
+ * a further yield delivers nothing (-EPIPE) and the block stays ours. */
 static int owning_gen(wf_gen_t *g, void *arg)
 {
     owning_state *s = arg;
@@ -126,9 +130,12 @@ static int owning_gen(wf_gen_t *g, void *arg)
         long *v = malloc(sizeof *v);
         *v = i;
         atomic_fetch_add(&s->made, 1);
-        if (wf_gen_yield(g, v) < 0) {
-            free(v); /* not delivered: still ours */
-            atomic_fetch_add(&s->freed_by_gen, 1);
+        if (wf_gen_yield(g, v) < 0) { /* -ECANCELED: v was delivered */
+            long *extra = malloc(sizeof *extra);
+            if (wf_gen_yield(g, extra) == -EPIPE) { /* not delivered */
+                free(extra);
+                atomic_fetch_add(&s->freed_by_gen, 1);
+            }
             break;
         }
     }
@@ -157,7 +164,8 @@ static int m_close_halfway(void *arg, void **res)
             CHECK_EQ(atomic_load(&s.made), 0); /* never started */
         } else {
             CHECK_EQ(atomic_load(&s.cleaned), 1);
-            CHECK_EQ(atomic_load(&s.made) - atomic_load(&s.freed_by_gen), taken);
+            CHECK_EQ(atomic_load(&s.made), taken); /* each one the consumer freed */
+            CHECK_EQ(atomic_load(&s.freed_by_gen), 1);
         }
     }
     return 0;
@@ -206,66 +214,105 @@ static void test_close_unstarted(void **state)
     run_main(2, m_close_unstarted, NULL);
 }
 
-/* --- next with a deadline, or cancelled: the value is kept ---------------------- */
+/* --- a body that waits, as its consumer ---------------------------------------- */
 
-static int slow_next(void *arg, void **res)
+typedef struct {
+    _Atomic long timeouts;
+    _Atomic int cancelled;
+    wf_task_t consumer; /* wf_self() seen in the body */
+    int64_t delay;
+} waiting_arg;
+
+/* Yields 0, 1, 2, ... after sleeping `delay` each time. A sleep cut by the
+ * consumer's deadline yields -1 instead and goes on; a cancelled one ends
+ * the generator with -ECANCELED. */
+static int sleepy(wf_gen_t *g, void *arg)
 {
-    wf_gen_t *g = arg;
-    void *v;
-    return wf_gen_next(g, &v);
+    waiting_arg *w = arg;
+    for (long i = 0;;) {
+        w->consumer = wf_self();
+        int e = wf_sleep(w->delay);
+        if (e == -ECANCELED) {
+            atomic_store(&w->cancelled, 1);
+            return e;
+        }
+        void *v = ITEM(i);
+        if (e == -ETIMEDOUT) {
+            atomic_fetch_add(&w->timeouts, 1);
+            v = ITEM(-1);
+        } else if (e) {
+            return -EIO;
+        } else {
+            i++;
+        }
+        if (wf_gen_yield(g, v) < 0)
+            return -ECANCELED;
+    }
 }
 
-static int m_next_gives_up(void *arg, void **res)
+static int next_in_task(void *arg, void **res)
 {
-    count_arg c;
-    memset(&c, 0, sizeof c);
-    c.n = 6;
-    c.delay = 3 * WF_NSEC_PER_MSEC;
-    wf_gen_t *g;
-    CHECK_EQ(wf_gen_create(&g, count_up, &c, NULL), 0);
     void *v;
-    CHECK_EQ(wf_gen_next_until(g, &v, 0), -ETIMEDOUT);
-    CHECK_EQ(wf_gen_next_until(g, &v, wf_deadline_in(WF_NSEC_PER_MSEC / 2)), -ETIMEDOUT);
-    long expect = 0;
-    CHECK_EQ(wf_gen_next(g, &v), 1); /* the value being computed was kept */
-    CHECK_EQ(ID(v), expect++);
-    /* A consumer cancelled while waiting: -ECANCELED, value kept. */
+    int r = wf_gen_next(arg, &v);
+    *res = v;
+    return r == 1 ? 0 : r;
+}
+
+static int m_waits(void *arg, void **res)
+{
+    waiting_arg w;
+    memset(&w, 0, sizeof w);
+    w.delay = 2 * WF_NSEC_PER_MSEC;
+    wf_gen_t *g;
+    CHECK_EQ(wf_gen_create(&g, sleepy, &w, NULL), 0);
+    void *v;
+    CHECK_EQ(wf_gen_next(g, &v), 1);
+    CHECK_EQ(ID(v), 0);
+    CHECK(w.consumer == wf_self()); /* the body ran as us */
+    /* A deadline already past: the body's sleep fails with -ETIMEDOUT. */
+    CHECK_EQ(wf_gen_next_until(g, &v, 0), 1);
+    CHECK_EQ(ID(v), -1);
+    CHECK_EQ(atomic_load(&w.timeouts), 1);
+    /* One a little ahead: the body's 2 ms sleep is cut. */
+    CHECK_EQ(wf_gen_next_until(g, &v, wf_deadline_in(WF_NSEC_PER_USEC)), 1);
+    CHECK_EQ(ID(v), -1);
+    /* The deadline was the body's only: our own waits are not cut. */
+    CHECK_EQ(wf_sleep(WF_NSEC_PER_MSEC), 0);
+    /* A generous one: the value comes. */
+    CHECK_EQ(wf_gen_next_until(g, &v, wf_deadline_in(10 * WF_NSEC_PER_SEC)), 1);
+    CHECK_EQ(ID(v), 1);
+    /* Our own timeout scope reaches into the body too. */
+    wf_timeout_t tm;
+    CHECK_EQ(wf_timeout_enter(&tm, 0), 0);
+    CHECK_EQ(wf_gen_next(g, &v), 1);
+    CHECK_EQ(ID(v), -1);
+    CHECK_EQ(wf_timeout_leave(&tm), 1);
+
+    /* Another task drives it and waits in the body's sleep (made long):
+     * meanwhile we are refused; then that task is cancelled, which fails
+     * the body's sleep: the generator ends with -ECANCELED. */
+    w.delay = 3600 * WF_NSEC_PER_SEC;
     wf_task_t t;
-    CHECK_EQ(wf_spawn(&t, slow_next, g, NULL), 0);
+    CHECK_EQ(wf_spawn(&t, next_in_task, g, NULL), 0);
     CHECK(wait_parked(t));
-    CHECK_EQ(wf_gen_next(g, &v), -EBUSY); /* one consumer at a time */
+    CHECK_EQ(wf_gen_next(g, &v), -EBUSY);
     CHECK_EQ(wf_gen_close(g, NULL), -EBUSY);
     CHECK_EQ(wf_cancel(t), 0);
     int st = 0;
     CHECK_EQ(wf_join(t, &st, NULL), 0);
     CHECK_EQ(st, -ECANCELED);
-    CHECK_EQ(wf_gen_next(g, &v), 1); /* the cancelled consumer's value */
-    CHECK_EQ(ID(v), expect++);
-    /* A cancelled consumer does not drive the generator: it stays parked
-     * in the yield of the value we just took. */
-    long before = atomic_load(&c.yielded_ok);
-    wf_cancel(wf_self());
-    CHECK_EQ(wf_gen_next(g, &v), -ECANCELED);
-    for (int k = 0; k < 100; k++)
-        wf_yield(); /* (fails with -ECANCELED: we only give it time) */
-    CHECK_EQ(atomic_load(&c.yielded_ok), before);
-    wf_uncancel();
-    while (expect < 6) {
-        CHECK_EQ(wf_gen_next(g, &v), 1);
-        CHECK_EQ(ID(v), expect++);
-    }
-    CHECK_EQ(wf_gen_next(g, &v), 0);
-    wf_cancel(wf_self());
-    CHECK_EQ(wf_gen_close(g, &st), 0); /* close is not interrupted */
-    wf_uncancel();
-    CHECK_EQ(st, 0);
-    CHECK_EQ(atomic_load(&c.yielded_ok), 6);
+    CHECK(w.consumer == t); /* it ran as that task */
+    CHECK_EQ(atomic_load(&w.cancelled), 1);
+    CHECK_EQ(wf_gen_next(g, &v), -ECANCELED); /* ended: every later call */
+    CHECK_EQ(wf_gen_close(g, &st), 0);
+    CHECK_EQ(st, -ECANCELED);
+    CHECK_EQ(wf_gen_next_until(NULL, &v, 0), -EINVAL);
     return 0;
 }
 
-static void test_next_gives_up(void **state)
+static void test_waits(void **state)
 {
-    run_main(2, m_next_gives_up, NULL);
+    run_main(2, m_waits, NULL);
 }
 
 /* --- misuse ----------------------------------------------------------------------- */
@@ -280,6 +327,22 @@ static int self_user(wf_gen_t *g, void *arg)
     if (a != -EDEADLK || b != -EDEADLK || c != -EPERM)
         return -1;
     return wf_gen_yield(g, ITEM(7)) == 0 ? 0 : -2;
+}
+
+/* A body that yields inside its own timeout scope is refused; one that
+ * returns with a scope open has it left for it. */
+static int scoped_body(wf_gen_t *g, void *arg)
+{
+    wf_timeout_t tm;
+    if (wf_timeout_enter(&tm, WF_FOREVER))
+        return -1;
+    if (wf_gen_yield(g, ITEM(1)) != -EBUSY)
+        return -2;
+    if (wf_timeout_leave(&tm) != 0)
+        return -3;
+    if (wf_gen_yield(g, ITEM(2)))
+        return -4;
+    return wf_timeout_enter(&tm, WF_FOREVER) ? -5 : 0; /* left open */
 }
 
 static int plain_task_yields(void *arg, void **res)
@@ -308,6 +371,18 @@ static int m_misuse(void *arg, void **res)
     CHECK_EQ(st, 0);
     CHECK_EQ(wf_gen_close(other, &st), 0);
     CHECK_EQ(st, -ECANCELED);
+
+    CHECK_EQ(wf_gen_create(&g, scoped_body, NULL, NULL), 0);
+    CHECK_EQ(wf_gen_next(g, &v), 1);
+    CHECK_EQ(ID(v), 2);
+    CHECK_EQ(wf_gen_next(g, &v), 0);
+    /* Its open scope was left: our waits carry no deadline. */
+    CHECK_EQ(wf_sleep(WF_NSEC_PER_USEC), 0);
+    CHECK_EQ(wf_gen_close(g, NULL), 0);
+
+    wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+    o.worker = 0;
+    CHECK_EQ(wf_gen_create(&g, count_up, &c, &o), -EINVAL); /* no pinning */
     return 0;
 }
 
@@ -352,9 +427,26 @@ static int m_handoff(void *arg, void **res)
     }
     CHECK_EQ(wf_gen_next(g, &v), 0);
     CHECK_EQ(sum, h.n * (h.n - 1) / 2);
-    /* The first value may come from another worker (the generator's task
-     * starts wherever it was queued); every later one is a hand-off. */
-    CHECK(moved <= 1);
+    /* The body runs in our task, so on our worker, every time. */
+    CHECK_EQ(moved, 0);
+    CHECK_EQ(wf_gen_close(g, NULL), 0);
+
+    /* Drivers take turns: tasks one after another take values from one
+     * generator, each resuming the body where the last one left it. */
+    count_arg c;
+    memset(&c, 0, sizeof c);
+    c.n = 40;
+    CHECK_EQ(wf_gen_create(&g, count_up, &c, NULL), 0);
+    for (long i = 0; i < 40; i++) {
+        wf_task_t t;
+        CHECK_EQ(wf_spawn(&t, next_in_task, g, NULL), 0);
+        void *got = NULL;
+        int st = -1;
+        CHECK_EQ(wf_join(t, &st, &got), 0);
+        CHECK_EQ(st, 0);
+        CHECK_EQ(ID(got), i);
+    }
+    CHECK_EQ(wf_gen_next(g, &v), 0);
     CHECK_EQ(wf_gen_close(g, NULL), 0);
     return 0;
 }
@@ -374,6 +466,7 @@ static const char *const text[] = {
 
 typedef struct {
     long repeat;
+    bool wander; /* the reader yields the CPU and sleeps now and then */
     _Atomic long live;     /* strings allocated and not yet freed */
     _Atomic long max_live; /* its high-water mark */
     _Atomic int cleanups;
@@ -424,9 +517,13 @@ static int reader(wf_gen_t *g, void *arg)
     stage_arg *a = arg;
     for (long r = 0; r < a->p->repeat; r++) {
         for (size_t i = 0; i < NLINES; i++) {
+            /* Give the CPU away now and then, or sleep: the consumer's task
+             * is then requeued or parked on this stack, and may come back
+             * on another worker. (A sleep cut by a deadline is fine.) */
+            if (a->p->wander && i % 3 == 0)
+                (void)(i % 2 ? wf_yield() : wf_sleep(WF_NSEC_PER_USEC));
             char *line = pstrdup(a->p, text[i], strlen(text[i]));
-            if (wf_gen_yield(g, line) < 0) {
-                pfree(a->p, line);
+            if (wf_gen_yield(g, line) < 0) { /* closed; line was delivered */
                 atomic_fetch_add(&a->p->cleanups, 1);
                 return -ECANCELED;
             }
@@ -454,8 +551,7 @@ static int cleaner(wf_gen_t *g, void *arg)
         }
         char *out = pstrdup(a->p, s, (size_t)(e - s));
         pfree(a->p, v);
-        if (wf_gen_yield(g, out) < 0) {
-            pfree(a->p, out);
+        if (wf_gen_yield(g, out) < 0) { /* closed; out was delivered */
             r = -ECANCELED;
             break;
         }
@@ -483,10 +579,8 @@ static int tokenizer(wf_gen_t *g, void *arg)
                 s++;
             if (s > w) {
                 char *word = pstrdup(a->p, w, (size_t)(s - w));
-                if (wf_gen_yield(g, word) < 0) {
-                    pfree(a->p, word);
+                if (wf_gen_yield(g, word) < 0) /* closed; word was delivered */
                     stop = true;
-                }
             }
         }
         pfree(a->p, v);
@@ -587,6 +681,7 @@ static int stress_consumer(void *arg, void **res)
         pipe_state p;
         memset(&p, 0, sizeof p);
         p.repeat = 1 + (long)(test_rand(&rnd) % 8);
+        p.wander = true;
         long limit = test_rand(&rnd) % 3 == 0 ? -1 : (long)(test_rand(&rnd) % 30);
         stage_arg ra = {&p, NULL}, ca = {&p, NULL}, ta = {&p, NULL};
         wf_gen_t *rg, *cg, *tg;
@@ -606,9 +701,9 @@ static int stress_consumer(void *arg, void **res)
             int64_t dl = test_rand(&rnd) % 4 == 0
                              ? wf_deadline_in((int64_t)(test_rand(&rnd) % 5) * WF_NSEC_PER_USEC)
                              : WF_FOREVER;
+            /* A deadline only cuts the reader's sleeps, which it shrugs
+             * off: every value still comes, in order. */
             int r = wf_gen_next_until(tg, &v, dl);
-            if (r == -ETIMEDOUT)
-                continue; /* the value is kept: ask again */
             if (r != 1)
                 return -2;
             pfree(&p, v);
@@ -651,7 +746,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basics),          cmocka_unit_test(test_close_halfway),
-        cmocka_unit_test(test_close_unstarted), cmocka_unit_test(test_next_gives_up),
+        cmocka_unit_test(test_close_unstarted), cmocka_unit_test(test_waits),
         cmocka_unit_test(test_misuse),          cmocka_unit_test(test_handoff),
         cmocka_unit_test(test_pipeline),        cmocka_unit_test(test_stress),
     };
