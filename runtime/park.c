@@ -5,57 +5,6 @@
 #include <errno.h>
 #include <weft/time.h>
 
-static inline uint64_t word(uint64_t seq, unsigned reason, uint64_t flags)
-{
-    return (seq << WF__PW_SEQ_SHIFT) | reason | flags;
-}
-
-uint64_t wf__park_begin(wf__task *self, unsigned flags)
-{
-    /* relaxed: only the owner writes a word that is not WAITING. */
-    uint64_t w = atomic_load_explicit(&self->park, memory_order_relaxed);
-    uint64_t seq = wf__pw_seq(w) + 1;
-    uint64_t nw = word(seq, WF__R_WAITING, (flags & WF__PARK_NOCANCEL) ? WF__PW_NOCANCEL : 0);
-    /* seq_cst: the owner's half of the Dekker pair with wf_cancel (store
-     * WAITING here, load the cancel count in commit). */
-    atomic_store_explicit(&self->park, nw, memory_order_seq_cst);
-    return seq;
-}
-
-wf__decision wf__park_decide(wf__task *t, uint64_t seq, unsigned reason)
-{
-    uint64_t w = atomic_load_explicit(&t->park, memory_order_acquire);
-    for (;;) {
-        if (wf__pw_seq(w) != seq || wf__pw_reason(w) != WF__R_WAITING)
-            return WF__DECIDE_LOST;
-        if (reason == WF__R_CANCELLED && (w & WF__PW_NOCANCEL))
-            return WF__DECIDE_LOST;
-        uint64_t nw = word(seq, reason, w & WF__PW_NOCANCEL); /* PARKED cleared */
-        /* acq_rel: release publishes what the decider wrote for the waiter
-         * (a node's data, an outcome); acquire pairs with the scheduler's
-         * release in settle, so a decider that finds PARKED sees the fiber's
-         * saved context before it queues the task. A failed CAS (the
-         * scheduler set PARKED meanwhile) retries with the new word. */
-        if (atomic_compare_exchange_weak_explicit(&t->park, &w, nw, memory_order_acq_rel,
-                                                  memory_order_acquire))
-            return (w & WF__PW_PARKED) ? WF__DECIDED_PARKED : WF__DECIDED_RUNNING;
-    }
-}
-
-bool wf__park_settle(wf__task *t)
-{
-    uint64_t w = atomic_load_explicit(&t->park, memory_order_relaxed);
-    for (;;) {
-        if (wf__pw_reason(w) != WF__R_WAITING)
-            return false;
-        /* release: the fiber is off its stack and t->ctx is saved; a decider
-         * that sees PARKED (acquire) may queue it for any worker. */
-        if (atomic_compare_exchange_weak_explicit(&t->park, &w, w | WF__PW_PARKED, memory_order_release,
-                                                  memory_order_relaxed))
-            return true;
-    }
-}
-
 /* The owner decides its own wait (cancel pending, deadline already past).
  * The word cannot be PARKED: the owner is running. Returns the reason the
  * wait ended with, ours or a decider's that got there first (that decider
@@ -69,8 +18,10 @@ static unsigned self_decide(wf__task *self, uint64_t seq, unsigned reason)
 }
 
 /* The common body of the two commits. `target`: a task to hand the CPU to
- * (wf__park_commit_handoff), or NULL to switch to the scheduler. */
-static unsigned commit(wf__task *self, uint64_t seq, int64_t deadline, wf__task *target)
+ * (wf__park_commit_handoff), or NULL to switch to the scheduler. Inlined
+ * into both: a call less on every park. */
+static inline __attribute__((always_inline)) unsigned commit(wf__task *self, uint64_t seq, int64_t deadline,
+                                                             wf__task *target)
 {
     uint64_t w = atomic_load_explicit(&self->park, memory_order_relaxed);
     wf__assert(wf__pw_seq(w) == seq, "park_commit follows its own park_begin");
@@ -87,9 +38,11 @@ static unsigned commit(wf__task *self, uint64_t seq, int64_t deadline, wf__task 
     unsigned r;
     bool armed = false;
     struct wf__timer tm; /* lives in this frame, which outlasts the wait */
-    /* 1. A pending cancellation ends the wait before it starts. seq_cst:
-     * the second half of the Dekker pair begun in wf__park_begin. */
-    if (cancellable && atomic_load_explicit(&self->cancel, memory_order_seq_cst) > 0) {
+    /* 1. A pending cancellation ends the wait before it starts. relaxed:
+     * an early-out only, which saves a switch when the count is already
+     * visible (always so when the task cancelled itself); a cancel this
+     * load misses is caught by the settle (wf__park_settle). */
+    if (cancellable && atomic_load_explicit(&self->cancel, memory_order_relaxed) > 0) {
         r = self_decide(self, seq, WF__R_CANCELLED);
         goto decided;
     }
@@ -120,6 +73,7 @@ static unsigned commit(wf__task *self, uint64_t seq, int64_t deadline, wf__task 
             target = NULL;
             wf__fiber_switch_out(self, WF__ACT_PARK);
         }
+        wf__park_settled(self);
     }
 
     /* 4. Decided and running again. Disarming takes the wheel's lock, so a
@@ -159,10 +113,24 @@ int wf__park_errno(unsigned reason)
 
 void wf__park_interrupt(wf__task *t)
 {
-    /* seq_cst: the canceller's half of the Dekker pair (its count increment
-     * comes first). */
+    /* seq_cst: L, the canceller's half of the Dekker pair with the settle
+     * (its count increment C comes first; see "NO CANCEL IS LOST" in park.h,
+     * above wf__park_settle). */
     uint64_t w = atomic_load_explicit(&t->park, memory_order_seq_cst);
     if (wf__pw_reason(w) != WF__R_WAITING || (w & WF__PW_NOCANCEL))
+        return;
+    /* Is a request still pending? Ours may already have been seen and
+     * withdrawn: the owner can notice the count (commit's early-out) and
+     * wf_uncancel it, then begin the wait we have just read, between our
+     * increment and our load; ending that wait would deliver one request
+     * twice. The owner withdraws requests only itself, never during a wait,
+     * and the WAITING store (wf__park_begin) and PARKED CAS (settle) are
+     * releases that the load above acquires: every withdrawal made before
+     * this wait began happens before this load. So 0 means every request so
+     * far was consumed before the wait; more than 0 means one is pending and
+     * stays so until the wait ends, which it must then do cancelled.
+     * acquire: for that happens-before edge's sake, on the count's side. */
+    if (atomic_load_explicit(&t->cancel, memory_order_acquire) == 0)
         return;
     if (wf__park_decide(t, wf__pw_seq(w), WF__R_CANCELLED) == WF__DECIDED_PARKED)
         wf__ready(t);

@@ -47,17 +47,20 @@
  *
  * MEMORY ORDER. The deciding CAS is acq_rel: it releases whatever the decider
  * wrote for the waiter (an item, an outcome) and the waiter's resume acquires
- * it through the run queue hand-off or by reading the word. The cancel check
- * in step 3 and wf_cancel() form a Dekker pair (store own flag, then load the
- * other's) and are seq_cst on both sides.
+ * it through the run queue hand-off or by reading the word. Cancellation is a
+ * Dekker pair, seq_cst on both sides, between wf_cancel() (count the request,
+ * then load the word) and the settle (the CAS that sets PARKED, then load the
+ * count): "NO CANCEL IS LOST" below. So step 1 is a plain store and the
+ * cancel check in step 3 only an early-out, and a park costs one locked
+ * instruction of its own (the settle's CAS) besides the decider's.
  */
 #ifndef WF_PARK_H
 #define WF_PARK_H
 
 #include "atomic.h"
+#include "task.h"
+#include <sched.h>
 #include <stdint.h>
-
-struct wf__task;
 
 enum {
     WF__R_IDLE = 0,
@@ -96,8 +99,52 @@ static inline unsigned wf__pw_reason(uint64_t w)
     return (unsigned)(w & WF__PW_REASON);
 }
 
-/* Step 1. Owner (the task itself) only. Returns the new wait's seq. */
-uint64_t wf__park_begin(struct wf__task *self, unsigned flags);
+static inline uint64_t wf__pw_word(uint64_t seq, unsigned reason, uint64_t flags)
+{
+    return (seq << WF__PW_SEQ_SHIFT) | reason | flags;
+}
+
+/* Step 1. Owner (the task itself) only. Returns the new wait's seq.
+ * Inline, as wf__park_decide: both are a few instructions on every park
+ * and wake of every primitive. */
+static inline uint64_t wf__park_begin(struct wf__task *self, unsigned flags)
+{
+    /* relaxed: only the owner writes a word that is not WAITING. */
+    uint64_t w = atomic_load_explicit(&self->park, memory_order_relaxed);
+    uint64_t seq = wf__pw_seq(w) + 1;
+    uint64_t nw = wf__pw_word(seq, WF__R_WAITING, (flags & WF__PARK_NOCANCEL) ? WF__PW_NOCANCEL : 0);
+    /* release, a plain store (no locked instruction): the owner's half of
+     * the Dekker pair with cancellation is not this store but the settle's
+     * seq_cst CAS (wf__park_settle, "NO CANCEL IS LOST"). Wakers find the
+     * wait through a node published next under the list's lock, and the
+     * park timer is armed later under the wheel's lock, so neither needs
+     * more; release is for a canceller that reads WAITING here: it must
+     * also see the owner's earlier wf_uncancel (wf__park_interrupt). */
+    atomic_store_explicit(&self->park, nw, memory_order_release);
+    return seq;
+}
+
+/* Try to end wait `seq` of `t` with `reason`. Any thread. The caller must
+ * guarantee `t` stays allocated during the call (see WAKING above). */
+static inline wf__decision wf__park_decide(struct wf__task *t, uint64_t seq, unsigned reason)
+{
+    uint64_t w = atomic_load_explicit(&t->park, memory_order_acquire);
+    for (;;) {
+        if (wf__pw_seq(w) != seq || wf__pw_reason(w) != WF__R_WAITING)
+            return WF__DECIDE_LOST;
+        if (reason == WF__R_CANCELLED && (w & WF__PW_NOCANCEL))
+            return WF__DECIDE_LOST;
+        uint64_t nw = wf__pw_word(seq, reason, w & WF__PW_NOCANCEL); /* PARKED cleared */
+        /* acq_rel: release publishes what the decider wrote for the waiter
+         * (a node's data, an outcome); acquire pairs with the scheduler's
+         * release in settle, so a decider that finds PARKED sees the fiber's
+         * saved context before it queues the task. A failed CAS (the
+         * scheduler set PARKED meanwhile) retries with the new word. */
+        if (atomic_compare_exchange_weak_explicit(&t->park, &w, nw, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return (w & WF__PW_PARKED) ? WF__DECIDED_PARKED : WF__DECIDED_RUNNING;
+    }
+}
 
 /* Step 3. Owner only, in its fiber. deadline: WF_FOREVER, or absolute ns.
  * The task's timeout scope (task->scope_deadline) caps the deadline of any
@@ -119,15 +166,105 @@ unsigned wf__park_commit_handoff(struct wf__task *self, uint64_t seq, int64_t de
  * (own deadline or scope), -ECANCELED. */
 int wf__park_errno(unsigned reason);
 
-/* Try to end wait `seq` of `t` with `reason`. Any thread. The caller must
- * guarantee `t` stays allocated during the call (see WAKING above). */
-wf__decision wf__park_decide(struct wf__task *t, uint64_t seq, unsigned reason);
-
 /* The scheduler's half of the switch race, run on the worker's own stack
  * right after `t` switched out to wait `seq`... it does not need the seq: it
- * sets PARKED only if the word is still WAITING. Returns true if the task is
- * now parked, false if it was decided meanwhile and must be requeued. */
-bool wf__park_settle(struct wf__task *t);
+ * sets PARKED only if the word is still WAITING. It is also the owner's half
+ * of the cancellation Dekker pair: a cancellable wait found with a request
+ * pending once PARKED is set is decided CANCELLED here. Returns true if the
+ * task is now parked (someone else will queue it), false if its wait was
+ * decided meanwhile, or here, and the caller must requeue it. Inline: it
+ * runs on every park, in fiber.c's finish_switch.
+ *
+ * NO CANCEL IS LOST. A canceller (wf_cancel, the combinators, shutdown)
+ * increments t->cancel (C, a seq_cst RMW), then loads the park word (L, a
+ * seq_cst load, in wf__park_interrupt) and decides the wait CANCELLED if it
+ * finds it WAITING. The owner's half of this Dekker pair is here, on the
+ * far side of the switch: the CAS that sets PARKED (P, seq_cst), then a
+ * load of t->cancel (R, seq_cst). All four are in the single total order S
+ * of seq_cst operations, which agrees with program order: P before R, C
+ * before L. Suppose R misses the increment, reading a value older than C's
+ * in t->cancel's modification order: then R is coherence-ordered before C,
+ * so R precedes C in S, and P < R < C < L in S. P modifies the park word
+ * and precedes the seq_cst load L in S, so L cannot read a value older than
+ * P's (L would be coherence-ordered before P and precede it in S): L reads
+ * this wait's WAITING|PARKED, or a decision made after P. In the first case
+ * the canceller decides the wait, finds PARKED and queues the task; in the
+ * second the wait has ended anyway. So the settle sees the request, or the
+ * canceller sees the parked wait, or both (and one CAS wins): a cancellable
+ * wait never sleeps through a pending request.
+ *   This is why wf__park_begin's store of WAITING needs no fence (it was a
+ * seq_cst store, a locked instruction): P is an RMW on the same word, so it
+ * reads that store or a decision after it. The owner's check of the count
+ * in commit, before it switches, is now only an early-out that saves the
+ * switch; the settle runs for every wait that switches out (fiber.c,
+ * finish_switch: after wf__fiber_switch_out, and on the hand-off target's
+ * side after wf__fiber_switch_to).
+ *
+ * LIFETIME. Once P has published PARKED, a decider on another thread may
+ * queue the task, another worker may resume it, and the task may end and be
+ * freed: R, and a decision after it, would touch freed memory. So the
+ * settler raises t->settling before P and lowers it (release) after its
+ * last access, and the task, once resumed, waits in wf__park_settled()
+ * until it reads 0 (acquire) before it does anything else. The raise is sequenced before P
+ * and every resumption happens after P (the decider that queued the task
+ * read P's value with its acquire CAS, or the settler queued it itself), so
+ * the resumed task reads the raise or the lowering: the settler's accesses
+ * happen before everything the task does next, its end included. The
+ * window is a few instructions on the settler's thread, and one wait has
+ * one settler: the task cannot park again before it has passed
+ * wf__park_settled(). */
+static inline bool wf__park_settle(struct wf__task *t)
+{
+    /* relaxed: the word's flags are the owner's, and the owner is switched
+     * out; a decision made meanwhile shows in the CAS below. */
+    uint64_t w = atomic_load_explicit(&t->park, memory_order_relaxed);
+    bool cancellable = !(w & WF__PW_NOCANCEL);
+    /* relaxed: P below is a release and orders it first; see LIFETIME. */
+    if (cancellable)
+        atomic_store_explicit(&t->settling, 1, memory_order_relaxed);
+    for (;;) {
+        if (wf__pw_reason(w) != WF__R_WAITING) {
+            /* Decided while it switched: it is ours to queue, and nobody can
+             * resume it before we do (relaxed: we queue it after this). */
+            atomic_store_explicit(&t->settling, 0, memory_order_relaxed);
+            return false;
+        }
+        /* seq_cst: P in "NO CANCEL IS LOST" above. It is also a release:
+         * the fiber is off its stack and t->ctx is saved; a decider that
+         * sees PARKED (acquire) may queue it for any worker. */
+        if (atomic_compare_exchange_weak_explicit(&t->park, &w, w | WF__PW_PARKED, memory_order_seq_cst,
+                                                  memory_order_relaxed))
+            break;
+    }
+    if (!cancellable)
+        return true;
+    bool parked = true;
+    /* seq_cst: R in "NO CANCEL IS LOST". If a request is pending we decide
+     * the wait ourselves; winning a PARKED word makes the task ours to
+     * queue (the caller requeues it, as for a wait decided during the
+     * switch). Losing means another decider won after P and queues it.
+     * The owner withdraws requests only itself, never during a wait, so a
+     * count above 0 here is a request this wait must honour. */
+    if (atomic_load_explicit(&t->cancel, memory_order_seq_cst) > 0)
+        parked = wf__park_decide(t, wf__pw_seq(w), WF__R_CANCELLED) != WF__DECIDED_PARKED;
+    /* release: our last access to t; see LIFETIME. */
+    atomic_store_explicit(&t->settling, 0, memory_order_release);
+    return parked;
+}
+
+/* The resumed owner's half of LIFETIME above (park.c's commit, right after
+ * the switch): wait until the settler of the wait it just came back from no
+ * longer touches the record. */
+static inline void wf__park_settled(struct wf__task *self)
+{
+    /* acquire: pairs with the settler's release store of 0. */
+    for (unsigned n = 0; atomic_load_explicit(&self->settling, memory_order_acquire); n++) {
+        if (n < 128)
+            wf__cpu_relax();
+        else
+            sched_yield(); /* the settler's thread was preempted */
+    }
+}
 
 /* Cancellation's half: called by wf_cancel() after counting the request. */
 void wf__park_interrupt(struct wf__task *t);

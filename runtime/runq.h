@@ -117,7 +117,19 @@ static inline wf__task *wf__runq_pop(wf__runq *q)
  * caller pushes to the ring), or NULL. */
 static inline wf__task *wf__runq_put_next(wf__runq *q, wf__task *t)
 {
-    /* acq_rel: release publishes t to a thief's acquire CAS; acquire makes
+    /* Only the owner ever makes the slot non-NULL; thieves only CAS it from
+     * a task to NULL. So when this relaxed load (the owner reads its own
+     * latest store, or a thief's NULL after it) finds the slot empty, it
+     * stays empty until our store below, and a plain store suffices: no
+     * locked instruction in the ping-pong's wake-then-park path. */
+    if (wf__likely(!atomic_load_explicit(&q->next, memory_order_relaxed))) {
+        /* release: publishes t (its fields, its saved context) to a thief's
+         * acquire CAS and to the owner's take. */
+        atomic_store_explicit(&q->next, t, memory_order_release);
+        return NULL;
+    }
+    /* Occupied: a thief may take the old task at any moment, so swap.
+     * acq_rel: release publishes t to a thief's acquire CAS; acquire makes
      * the displaced task's fields (published by whoever put it) visible. */
     return atomic_exchange_explicit(&q->next, t, memory_order_acq_rel);
 }

@@ -113,11 +113,58 @@ void wf__schedule_new(wf__runtime *rt, wf__task *t);
 /* Someone made work stealable: wake a parked worker if none searches. */
 void wf__notify_work(wf__runtime *rt);
 void *wf__worker_main(void *arg);
+void wf__worker_wake(wf__worker *w, uint32_t how);
+
+/* --- the local queue's owner side (sched.c's loop, fiber.c's direct
+ * switches). Inline: a direct switch runs them on every park and yield. --- */
+
+/* Consecutive runs from the next slot before the ring gets a turn (tokio's
+ * cap; sched.c, THE LOOP step 3). */
+#define WF__NEXT_STREAK_MAX 3
+
+void wf__push_local_slow(wf__worker *w, wf__task *t);
+
+/* Owner only: the back of the ring, overflow to inject. */
+static inline void wf__push_local(wf__worker *w, wf__task *t)
+{
+    if (wf__unlikely(!wf__runq_try_push(&w->runq, t)))
+        wf__push_local_slow(w, t);
+}
+
+/* Owner only: the next slot (within its streak cap), else the ring. */
+static inline wf__task *wf__pop_local(wf__worker *w)
+{
+    wf__task *t = wf__runq_take_next(&w->runq);
+    if (t) {
+        if (w->next_streak < WF__NEXT_STREAK_MAX) {
+            w->next_streak++;
+            return t;
+        }
+        /* Cap reached: the ring gets a turn first. */
+        wf__push_local(w, t);
+    }
+    w->next_streak = 0;
+    return wf__runq_pop(&w->runq);
+}
+
 /* Owner, from a fiber about to stop: the next local task to switch to
  * directly, or NULL to go through the scheduler loop (empty local queue,
  * or a tick with periodic duties). Counts the tick. */
-wf__task *wf__sched_next_direct(wf__worker *w);
-void wf__worker_wake(wf__worker *w, uint32_t how);
+static inline wf__task *wf__sched_next_direct(wf__worker *w)
+{
+    /* The ticks on which the loop has periodic duties (fairness, timers)
+     * are left to the loop: going through it costs one switch more. */
+    if (w->fair_in <= 1 || w->timer_in <= 1)
+        return NULL;
+    wf__task *t = wf__pop_local(w);
+    if (t) {
+        w->fair_in--;
+        w->timer_in--;
+        /* relaxed: a liveness hint for the sysmon. */
+        atomic_store_explicit(&w->ticks, ++w->tick, memory_order_relaxed);
+    }
+    return t;
+}
 
 /* --- the switch (fiber.c) --- */
 

@@ -89,7 +89,6 @@
 
 #define FAIRNESS_TICKS 61
 #define TIMER_TICKS 16
-#define NEXT_STREAK_MAX 3
 #define STEAL_PASSES 2
 
 /* --- thread-locals ---------------------------------------------------- */
@@ -152,19 +151,14 @@ static void push_pinned(wf__runtime *rt, wf__task *t)
         wf__worker_wake(pw, 2);
 }
 
-/* Owner only: back of the ring, overflow to inject. */
-static void push_local_slow(wf__worker *w, wf__task *t)
+/* Owner only: back of the ring, overflow to inject (wf__push_local's slow
+ * path, runtime.h). */
+void wf__push_local_slow(wf__worker *w, wf__task *t)
 {
     wf__batch of;
     wf__batch_init(&of);
     if (!wf__runq_push(&w->runq, t, &of))
         wf__inject_push_batch(&w->rt->inject, &of);
-}
-
-static inline void push_local(wf__worker *w, wf__task *t)
-{
-    if (wf__unlikely(!wf__runq_try_push(&w->runq, t)))
-        push_local_slow(w, t);
 }
 
 static inline wf__worker *local_worker(wf__runtime *rt)
@@ -193,12 +187,12 @@ void wf__ready(wf__task *t)
          * worker that would find nothing; a displaced task does. */
         wf__task *old = wf__runq_put_next(&w->runq, t);
         if (old) {
-            push_local(w, old);
+            wf__push_local(w, old);
             wf__notify_work(rt);
         }
         return;
     }
-    push_local(w, t);
+    wf__push_local(w, t);
     wf__notify_work(rt);
 }
 
@@ -221,7 +215,7 @@ void wf__ready_batch(wf__runtime *rt, wf__batch *b)
         if (t->pin >= 0)
             push_pinned(rt, t);
         else if (w)
-            push_local(w, t);
+            wf__push_local(w, t);
         else
             wf__batch_push(&shared, t);
     }
@@ -239,7 +233,7 @@ void wf__schedule_new(wf__runtime *rt, wf__task *t)
     }
     wf__worker *w = local_worker(rt);
     if (w)
-        push_local(w, t);
+        wf__push_local(w, t);
     else
         wf__inject_push(&rt->inject, t);
     wf__notify_work(rt);
@@ -299,36 +293,9 @@ static unsigned check_all_timers(wf__worker *w)
     return n;
 }
 
-static wf__task *pop_local(wf__worker *w)
-{
-    wf__task *t = wf__runq_take_next(&w->runq);
-    if (t) {
-        if (w->next_streak < NEXT_STREAK_MAX) {
-            w->next_streak++;
-            return t;
-        }
-        /* Cap reached: the ring gets a turn first. */
-        push_local(w, t);
-    }
-    w->next_streak = 0;
-    return wf__runq_pop(&w->runq);
-}
-
-wf__task *wf__sched_next_direct(wf__worker *w)
-{
-    /* The ticks on which the loop has periodic duties (fairness, timers)
-     * are left to the loop: going through it costs one switch more. */
-    if (w->fair_in <= 1 || w->timer_in <= 1)
-        return NULL;
-    wf__task *t = pop_local(w);
-    if (t) {
-        w->fair_in--;
-        w->timer_in--;
-        /* relaxed: a liveness hint for the sysmon. */
-        atomic_store_explicit(&w->ticks, ++w->tick, memory_order_relaxed);
-    }
-    return t;
-}
+/* The local pop (next slot, streak cap, ring) is wf__pop_local in
+ * runtime.h, inline because fiber.c's direct switches run it too
+ * (wf__sched_next_direct). */
 
 /* The pinned inbox, then a fair share of the inject queue. `max` bounds
  * the inject batch (1 for the fairness check). */
@@ -350,7 +317,7 @@ static wf__task *pop_shared(wf__worker *w, unsigned max)
     w->stats.inject_pops += b.n;
     wf__task *first = wf__batch_pop(&b), *t;
     while ((t = wf__batch_pop(&b)) != NULL)
-        push_local(w, t);
+        wf__push_local(w, t);
     return first;
 }
 
@@ -396,7 +363,7 @@ static wf__task *search(wf__worker *w)
         if (!t)
             t = pop_shared(w, WF__RUNQ_CAP / 2);
         if (!t && check_all_timers(w))
-            t = pop_local(w);
+            t = wf__pop_local(w);
         if (!t)
             wf__cpu_relax();
     }
@@ -452,7 +419,7 @@ static wf__task *find_task(wf__worker *w)
             w->timer_in = TIMER_TICKS;
             check_own_timers(w);
         }
-        if ((t = pop_local(w)) != NULL)
+        if ((t = wf__pop_local(w)) != NULL)
             return t;
         if ((t = pop_shared(w, WF__RUNQ_CAP / 2)) != NULL)
             return t;

@@ -311,6 +311,7 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
     /* A task spawned while the runtime shuts down starts cancelled. */
     atomic_init(&t->cancel, atomic_load_explicit(&rt->closing, memory_order_acquire) ? 1 : 0);
     atomic_init(&t->where, WF__WHERE_QUEUED);
+    atomic_init(&t->settling, 0);
     t->pin = (int16_t)pin;
     t->stack_size = (uint32_t)stack;
     t->fn = fn;
@@ -438,8 +439,9 @@ int wf_cancel(wf_task_t id)
         return -EINVAL;
     if (atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE)
         return -EALREADY;
-    /* seq_cst: the canceller's half of the Dekker pair with park_begin /
-     * park_commit (count first, then look at the park word). */
+    /* seq_cst: the canceller's half of the Dekker pair with the settle of
+     * the task's wait (count first, then look at the park word; park.h,
+     * "NO CANCEL IS LOST"). */
     atomic_store_explicit(&t->cancel_msg, NULL, memory_order_relaxed);
     atomic_fetch_add_explicit(&t->cancel, 1, memory_order_seq_cst);
     wf__park_interrupt(t);

@@ -47,6 +47,10 @@ typedef struct wf__task {
     _Atomic uint32_t refs;
     _Atomic uint32_t cancel;  /* pending cancellation requests */
     _Atomic uint8_t where;    /* WF__WHERE_*, advisory */
+    /* 1 while a settler reads this task after publishing PARKED (park.h,
+     * wf__park_settle): the task, once resumed, waits for 0 before it goes
+     * on, so the record outlives the settler's last access. */
+    _Atomic uint8_t settling;
     int16_t pin;              /* worker index, or -1 */
     uint32_t stack_size;
     wf_fn fn;

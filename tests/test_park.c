@@ -340,6 +340,94 @@ static void test_nocancel(void **state)
     run_main(0, m_nocancel, NULL);
 }
 
+/* A cancel racing the park itself, with nobody else to end the wait: a
+ * waiter on worker 0 parks forever on a list nobody wakes, round after
+ * round, while a canceller on worker 1 cancels it after a random delay, so
+ * that requests land before park_begin, between it and the switch, during
+ * the switch and settle, and after the task is parked. A request that both
+ * the commit's early-out and the settle (park.h, "NO CANCEL IS LOST") miss
+ * leaves the waiter parked: the round times out. */
+typedef struct {
+    wf_task_t waiter;
+    long rounds;
+    _Atomic long announced, finished; /* rounds the waiter began / ended */
+    _Atomic long wrong;               /* a park that ended otherwise */
+} cancel_race;
+
+static int race_waiter(void *arg, void **res)
+{
+    cancel_race *cr = arg;
+    wf__task *self = wf__current();
+    wf__spinlock lock = WF__SPINLOCK_INIT;
+    wf__link list;
+    wf__list_init(&list);
+    for (long k = 1; k <= cr->rounds; k++) {
+        atomic_store(&cr->announced, k);
+        wf__waitnode node = {.task = self, .data = NULL};
+        wf__spin_lock(&lock);
+        node.seq = wf__park_begin(self, 0);
+        wf__list_push_back(&list, &node.link);
+        wf__spin_unlock(&lock);
+        unsigned r = wf__park_commit(self, node.seq, WF_FOREVER);
+        wf__spin_lock(&lock);
+        if (wf__link_linked(&node.link))
+            wf__list_unlink(&node.link);
+        wf__spin_unlock(&lock);
+        if (r != WF__R_CANCELLED)
+            atomic_fetch_add(&cr->wrong, 1);
+        CHECK_EQ(wf_uncancel(), 0);
+        atomic_store(&cr->finished, k);
+    }
+    return 0;
+}
+
+static int race_canceller(void *arg, void **res)
+{
+    cancel_race *cr = arg;
+    uint64_t rnd = 0x2545F4914F6CDD1Dull;
+    for (long k = 1; k <= cr->rounds; k++) {
+        while (atomic_load(&cr->announced) < k)
+            ;
+        for (unsigned n = (unsigned)(test_rand(&rnd) % 512); n; n--)
+            atomic_signal_fence(memory_order_seq_cst);
+        CHECK_EQ(wf_cancel(cr->waiter), 0);
+        int64_t give_up = wf_deadline_in(10 * WF_NSEC_PER_SEC);
+        while (atomic_load(&cr->finished) < k) {
+            if (wf_now() > give_up) {
+                CHECK(!"a cancel racing the park was lost");
+                wf_cancel(cr->waiter); /* this one finds it parked: let it end */
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int m_cancel_race(void *arg, void **res)
+{
+    cancel_race cr;
+    memset(&cr, 0, sizeof cr);
+    cr.rounds = SCALED(40000);
+    wf_spawn_opts_t o0 = WF_SPAWN_OPTS_INIT, o1 = WF_SPAWN_OPTS_INIT;
+    o0.worker = 0;
+    o1.worker = 1;
+    wf_task_t c;
+    CHECK_EQ(wf_spawn(&cr.waiter, race_waiter, &cr, &o0), 0);
+    CHECK_EQ(wf_spawn(&c, race_canceller, &cr, &o1), 0);
+    int st = -1;
+    CHECK_EQ(wf_join(c, &st, NULL), 0);
+    CHECK_EQ(st, 0);
+    CHECK_EQ(wf_join(cr.waiter, &st, NULL), 0);
+    CHECK_EQ(st, 0);
+    CHECK_EQ(atomic_load(&cr.wrong), 0);
+    return 0;
+}
+
+static void test_cancel_race(void **state)
+{
+    run_main(2, m_cancel_race, NULL);
+}
+
 /* Direct hand-off: two fibers pass a token by switching straight to each
  * other (wf__park_commit_handoff), never through a run queue. Exact counts,
  * and both must stay on one worker throughout. */
@@ -418,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_cross_worker_pingpong),
         cmocka_unit_test(test_nocancel),
         cmocka_unit_test(test_handoff_pingpong),
+        cmocka_unit_test(test_cancel_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

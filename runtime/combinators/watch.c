@@ -23,8 +23,9 @@ bool wf__combo_cancel(wf__task *t, const char *msg)
     /* release: the task reads its message (acquire) after its wait was
      * cancelled by the increment below, which comes after this store. */
     atomic_store_explicit(&t->cancel_msg, msg, memory_order_release);
-    /* seq_cst: the canceller's half of the Dekker pair with park_begin /
-     * park_commit (count first, then look at the park word), as wf_cancel. */
+    /* seq_cst: the canceller's half of the Dekker pair with the settle of
+     * the task's wait (count first, then look at the park word; park.h,
+     * "NO CANCEL IS LOST"), as wf_cancel. */
     atomic_fetch_add_explicit(&t->cancel, 1, memory_order_seq_cst);
     wf__park_interrupt(t);
     return true;

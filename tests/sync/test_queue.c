@@ -285,12 +285,20 @@ static int m_join(void *arg, void **res)
     atomic_store(&j.join_returned, 1);
     CHECK_EQ(atomic_load(&j.done), ITEMS);
     CHECK_EQ(wf_queue_task_done(j.q), -EINVAL);
-    /* A join cancelled while waiting. */
-    atomic_store(&j.join_returned, 0);
-    CHECK_EQ(wf_queue_put(j.q, ITEM(1)), 0);
+    /* A join cancelled while waiting: on a queue of its own that nobody
+     * serves, so the item is certainly unfinished when the join looks. */
+    wf_queue_t *q2;
+    CHECK_EQ(wf_queue_create(&q2, 4, WF_QUEUE_FIFO, NULL), 0);
+    CHECK_EQ(wf_queue_put(q2, ITEM(1)), 0);
     wf_cancel(wf_self());
-    CHECK_EQ(wf_queue_join(j.q), -ECANCELED);
+    CHECK_EQ(wf_queue_join(q2), -ECANCELED);
     wf_uncancel();
+    void *v;
+    CHECK_EQ(wf_queue_try_get(q2, &v), 0);
+    CHECK_EQ(wf_queue_join_until(q2, 0), -ETIMEDOUT); /* taken, not done */
+    CHECK_EQ(wf_queue_task_done(q2), 0);
+    CHECK_EQ(wf_queue_join(q2), 0);
+    CHECK_EQ(wf_queue_destroy(q2, NULL, NULL), 0);
     CHECK_EQ(wf_queue_shutdown(j.q, WF_QUEUE_SHUTDOWN_GRACEFUL, NULL, NULL), 0);
     join_n(t, W);
     CHECK_EQ(wf_queue_join(j.q), 0); /* the workers marked the last one */
