@@ -104,7 +104,7 @@ static inline transfer_t gen_jump(wf__task *self, wf__stack *to, fcontext_t ctx,
 }
 
 /* Give the generator its stack and a fresh context (first run). */
-static int gen_start(wf_gen_t *g, wf__task *self)
+static int gen_start(wf_gen_t *g)
 {
     wf__worker *w = wf__tls_worker();
     wf__stack *s = wf__stack_get(&g->rt->stacks, w ? &w->stacks : NULL, g->stack_size);
@@ -125,7 +125,6 @@ static int gen_start(wf_gen_t *g, wf__task *self)
     atomic_store_explicit(&g->stack, s, memory_order_relaxed);
     g->ctx = make_fcontext(s->hi, s->size, gen_entry);
     g->started = true;
-    (void)self;
     return 0;
 }
 
@@ -266,7 +265,7 @@ static inline int gen_next(wf_gen_t *g, void **value, int64_t deadline)
         give_back(g);
         return e;
     }
-    if (!g->started && (e = gen_start(g, self)) != 0) {
+    if (!g->started && (e = gen_start(g)) != 0) {
         give_back(g);
         return e;
     }

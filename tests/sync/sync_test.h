@@ -87,6 +87,20 @@ static inline long stop_canceller(canceller_arg *c)
     return atomic_load(&c->cancels);
 }
 
+/* A deadline for a stress operation: a quarter already past (try once),
+ * a quarter up to 40 us ahead, half none. */
+static inline int64_t random_deadline(uint64_t *rnd)
+{
+    switch (test_rand(rnd) % 4) {
+    case 0:
+        return 0;
+    case 1:
+        return wf_deadline_in((int64_t)(test_rand(rnd) % 40) * WF_NSEC_PER_USEC);
+    default:
+        return WF_FOREVER;
+    }
+}
+
 /* How many workers the stress tests run on: more than the machine's cores,
  * so fibers migrate and wake each other across threads. */
 #define STRESS_WORKERS 4

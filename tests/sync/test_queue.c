@@ -507,18 +507,6 @@ typedef struct {
     uint64_t seed;
 } nl_arg;
 
-static int64_t random_deadline(uint64_t *rnd)
-{
-    switch (test_rand(rnd) % 4) {
-    case 0:
-        return 0;
-    case 1:
-        return wf_deadline_in((int64_t)(test_rand(rnd) % 40) * WF_NSEC_PER_USEC);
-    default:
-        return WF_FOREVER;
-    }
-}
-
 static int nl_producer(void *arg, void **res)
 {
     nl_arg *a = arg;

@@ -283,18 +283,6 @@ typedef struct {
     uint64_t seed;
 } sel_arg;
 
-static int64_t rdeadline(uint64_t *rnd)
-{
-    switch (test_rand(rnd) % 4) {
-    case 0:
-        return 0;
-    case 1:
-        return wf_deadline_in((int64_t)(test_rand(rnd) % 40) * WF_NSEC_PER_USEC);
-    default:
-        return WF_FOREVER;
-    }
-}
-
 static int sel_producer(void *arg, void **res)
 {
     sel_arg *a = arg;
@@ -312,7 +300,7 @@ static int sel_producer(void *arg, void **res)
                     set_put(&c[n++], s->q[i], ITEM(id));
             if (test_rand(&rnd) % 4 == 0)
                 set_put(&c[n++], NULL, ITEM(id));
-            int r = wf_select_until(c, (size_t)n, rdeadline(&rnd));
+            int r = wf_select_until(c, (size_t)n, random_deadline(&rnd));
             if (r >= 0) {
                 if (c[r].result != 0 || c[r].queue == NULL)
                     return -100;
@@ -340,7 +328,7 @@ static int sel_consumer(void *arg, void **res)
     for (;;) {
         for (int i = 0; i < SQ; i++)
             set_get(&c[i], s->q[i]);
-        int r = wf_select_until(c, SQ, rdeadline(&rnd));
+        int r = wf_select_until(c, SQ, random_deadline(&rnd));
         if (r < 0) {
             if (r != -ETIMEDOUT && r != -ECANCELED)
                 return r;
