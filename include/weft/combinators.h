@@ -188,7 +188,7 @@ int wf_as_completed_end(wf_as_completed_t *it);
 
 /** Storage for a timeout scope. */
 typedef struct wf_timeout {
-    _Alignas(16) unsigned char opaque[48];
+    WF_ALIGNAS(16) unsigned char opaque[48];
 } wf_timeout_t;
 
 /** Enter a scope with an absolute @p deadline (timeout_at(when));
@@ -315,7 +315,7 @@ int wf_task_remove_done_callback(wf_task_t t, wf_done_fn fn, void *arg);
 
 /** Storage for a task group. */
 typedef struct wf_group {
-    _Alignas(16) unsigned char opaque[128];
+    WF_ALIGNAS(16) unsigned char opaque[128];
 } wf_group_t;
 
 /** One failed child, as wf_group_wait() reports it. */

@@ -25,6 +25,14 @@ extern "C" {
 /** @defgroup core Runtime, configuration and errors
  * @{ */
 
+/** Alignment for the opaque storage of public structs, spelled so that the
+ * headers compile as C11 and as C++11 and later. */
+#ifdef __cplusplus
+#define WF_ALIGNAS(n) alignas(n)
+#else
+#define WF_ALIGNAS(n) _Alignas(n)
+#endif
+
 /** Wait forever (a deadline). */
 #define WF_FOREVER ((int64_t)-1)
 

@@ -56,7 +56,7 @@ extern "C" {
  * ahead of it. The lock records the task that holds it: only that task may
  * release it, and it may not acquire it again (it is not recursive). */
 typedef struct wf_lock {
-    _Alignas(16) unsigned char opaque[48];
+    WF_ALIGNAS(16) unsigned char opaque[48];
 } wf_lock_t;
 
 /** Static initializer: an unlocked lock (same as wf_lock_init()). */
@@ -109,7 +109,7 @@ int wf_lock_locked(wf_lock_t *l);
  * admitted together). Write ownership is recorded per task as for wf_lock_t;
  * read ownership is only counted. asyncio has no RWLock. */
 typedef struct wf_rwlock {
-    _Alignas(16) unsigned char opaque[64];
+    WF_ALIGNAS(16) unsigned char opaque[64];
 } wf_rwlock_t;
 
 /** Static initializer: a free readers-writer lock. */
@@ -174,7 +174,7 @@ int wf_rwlock_state(wf_rwlock_t *rw);
  * it wakes every waiter; a waiter woken by a set returns 0 even if the flag
  * is cleared again before it runs. */
 typedef struct wf_event {
-    _Alignas(16) unsigned char opaque[48];
+    WF_ALIGNAS(16) unsigned char opaque[48];
 } wf_event_t;
 
 /** Static initializer: an event that is not set. */
@@ -217,7 +217,7 @@ int wf_event_wait_until(wf_event_t *e, int64_t deadline);
  * wf_cond_notify(c, 1) wakes exactly one waiter (if any waits), and a waiter
  * that times out or is cancelled at that moment never swallows it. */
 typedef struct wf_cond {
-    _Alignas(16) unsigned char opaque[96];
+    WF_ALIGNAS(16) unsigned char opaque[96];
 } wf_cond_t;
 
 /** Static initializer: a condition with a lock of its own (unlocked). */
@@ -284,7 +284,7 @@ int wf_cond_notify_all(wf_cond_t *c);
  * value may never rise above its initial value. Fair: a release hands its
  * permit to the first waiter, and nobody takes a permit ahead of a waiter. */
 typedef struct wf_sem {
-    _Alignas(16) unsigned char opaque[48];
+    WF_ALIGNAS(16) unsigned char opaque[48];
 } wf_sem_t;
 
 /** The largest value a semaphore may hold. */
@@ -339,7 +339,7 @@ int wf_sem_locked(wf_sem_t *s);
  * timeout): every other waiter, and every later wait, fails with -EPIPE
  * (asyncio's BrokenBarrierError) until wf_barrier_reset(). */
 typedef struct wf_barrier {
-    _Alignas(16) unsigned char opaque[64];
+    WF_ALIGNAS(16) unsigned char opaque[64];
 } wf_barrier_t;
 
 /** Initialise @p b for @p parties parties (1 .. INT32_MAX).

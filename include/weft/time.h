@@ -39,7 +39,7 @@ int wf_sleep_until(int64_t deadline);
  * it (WF_TIMER_INIT) or start it before the first wf_timer_cancel(). Timers
  * still armed when wf_run() returns are disarmed without firing. */
 typedef struct wf_timer {
-    _Alignas(16) unsigned char opaque[64];
+    WF_ALIGNAS(16) unsigned char opaque[64];
 } wf_timer_t;
 
 #define WF_TIMER_INIT {{0}}
