@@ -168,7 +168,7 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
     if (!main_fn)
         return -EINVAL;
     if (wf__tls_runtime())
-        return -EPERM;
+        return -EDEADLK; /* inside a runtime: it would wait on its own thread */
     wf_config_t cfg;
     if (cfg_in)
         cfg = *cfg_in;

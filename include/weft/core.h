@@ -79,17 +79,26 @@ void wf_config_init(wf_config_t *cfg);
  *                 negative errno it returned, or -ECANCELED.
  * @param result   if not NULL, receives the main task's result pointer.
  * @return 0 when the main task ran (its outcome is in *status / *result);
- *   -EINVAL  @p main_fn is NULL or a field of @p cfg is out of range;
- *   -EPERM   called from inside a weft runtime thread (a worker or the poller);
- *   -ENOMEM  memory or mappings for the runtime could not be had;
- *   -EAGAIN  a thread could not be created;
- *   another negative errno if a kernel object (epoll, eventfd) failed.
+ *   -EINVAL   @p main_fn is NULL or a field of @p cfg is out of range;
+ *   -EDEADLK  called from inside a weft runtime (a task, a timer callback,
+ *             any worker or poller thread): it would block that thread
+ *             until the new runtime ended; spawn a task instead;
+ *   -ENOMEM   memory or mappings for the runtime could not be had;
+ *   -EAGAIN   a thread could not be created (if some workers had already
+ *             started, the main task, which may have begun to run, was
+ *             cancelled and every task awaited before the return; *status
+ *             and *result are not written);
+ *   another negative errno if a kernel object (epoll, eventfd) could not
+ *   be made or the SIGSEGV handler could not be installed.
  * Blocks the calling thread until the program ends. Thread-safe: separate
  * threads may run separate runtimes. */
 int wf_run(const wf_config_t *cfg, wf_fn main_fn, void *arg, int *status, void **result);
 
-/** A description of a weft error code. @param err a negative (or positive)
- * errno value. @return a static string, never NULL; thread-safe. */
+/** A description of an error code (exception messages). Every code a weft
+ * function returns has a description of its own, true for every function
+ * that returns it; other codes get the C library's (or "unknown error").
+ * @param err a negative (or positive) errno value; any int is accepted.
+ * @return a static string, never NULL. Never blocks; any thread. */
 const char *wf_strerror(int err);
 
 /** The number of worker threads of the running runtime.
