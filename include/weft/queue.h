@@ -18,8 +18,12 @@
  * them), and every get fails with -ESHUTDOWN. Either way every task waiting
  * in a put or a get is woken and fails with -ESHUTDOWN.
  *
- * Errors common to every call: -EINVAL for a NULL queue; -EPERM for a call
- * that must wait made outside a fiber.
+ * Errors common to every call: -EINVAL for a NULL queue, or a negative
+ * deadline other than WF_FOREVER; -EPERM for a call that must wait made
+ * outside a fiber. Every call that may wait, the forms without a deadline
+ * included, also fails with -ETIMEDOUT once a timeout scope the task is in
+ * (wf_timeout_enter(), weft/combinators.h) expires, with the same
+ * guarantee as its own deadline: nothing was put or taken.
  */
 #ifndef WEFT_QUEUE_H
 #define WEFT_QUEUE_H
@@ -89,11 +93,14 @@ int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg);
  * @return 0 when the item is in the queue (or handed to a getter);
  * -ESHUTDOWN if the queue is shut down (now, or while waiting);
  * -ECANCELED if the caller was cancelled while waiting (the item was not
- * enqueued); -ENOMEM if an unbounded queue could not grow; -EPERM outside a
- * fiber when the call would wait. Fiber only when it waits; may block. */
+ * enqueued); -ETIMEDOUT if a timeout scope the caller is in expired first
+ * (not enqueued); -ENOMEM if an unbounded queue could not grow; -EINVAL;
+ * -EPERM outside a fiber when the call would wait. Fiber only when it
+ * waits; may block. */
 int wf_queue_put(wf_queue_t *q, void *item);
 
-/** wf_queue_put() with a deadline; plus -ETIMEDOUT (not enqueued). */
+/** wf_queue_put() with a deadline; plus -ETIMEDOUT when it passes (not
+ * enqueued), and -EINVAL for a negative deadline other than WF_FOREVER. */
 int wf_queue_put_until(wf_queue_t *q, void *item, int64_t deadline);
 
 /** Put @p item if there is room now (Queue.put_nowait()).
@@ -106,16 +113,19 @@ int wf_queue_try_put(wf_queue_t *q, void *item);
  * (Queue.get()).
  * @return 0 with the item in *@p item; -ESHUTDOWN if the queue is shut down
  * and (graceful) empty; -ECANCELED if cancelled while waiting (nothing was
- * taken); -EINVAL (also for a NULL @p item); -EPERM outside a fiber when the
- * call would wait. Fiber only when it waits; may block. */
+ * taken); -ETIMEDOUT if a timeout scope the caller is in expired first
+ * (nothing taken); -EINVAL (also for a NULL @p item); -EPERM outside a
+ * fiber when the call would wait. Fiber only when it waits; may block. */
 int wf_queue_get(wf_queue_t *q, void **item);
 
-/** wf_queue_get() with a deadline; plus -ETIMEDOUT (nothing taken). */
+/** wf_queue_get() with a deadline; plus -ETIMEDOUT when it passes (nothing
+ * taken), and -EINVAL for a negative deadline other than WF_FOREVER. */
 int wf_queue_get_until(wf_queue_t *q, void **item, int64_t deadline);
 
 /** Take an item if one is there (Queue.get_nowait()).
  * @return 0; -EAGAIN if empty (asyncio's QueueEmpty); -ESHUTDOWN if shut
- * down and empty; -EINVAL. Never blocks; any thread. */
+ * down and empty; -EINVAL (also for a NULL @p item). Never blocks; any
+ * thread. */
 int wf_queue_try_get(wf_queue_t *q, void **item);
 
 /** The number of items in the queue (Queue.qsize()), as a snapshot; -EINVAL
@@ -144,11 +154,14 @@ int wf_queue_task_done(wf_queue_t *q);
 /** Wait until every item ever put has been marked done with
  * wf_queue_task_done() (Queue.join()); returns at once if none is pending.
  * Items removed by an immediate shutdown count as done.
- * @return 0; -ECANCELED; -EINVAL; -EPERM outside a fiber. Fiber only; may
- * block. */
+ * @return 0; -ECANCELED; -ETIMEDOUT if a timeout scope the caller is in
+ * expired first; -EINVAL; -EPERM outside a fiber (even when nothing is
+ * pending). Fiber only; may block. */
 int wf_queue_join(wf_queue_t *q);
 
-/** wf_queue_join() with a deadline; plus -ETIMEDOUT. */
+/** wf_queue_join() with a deadline; plus -ETIMEDOUT when it passes (0 if
+ * the last item was marked done at that moment), and -EINVAL for a negative
+ * deadline other than WF_FOREVER. */
 int wf_queue_join_until(wf_queue_t *q, int64_t deadline);
 
 /** Shut the queue down (Queue.shutdown(), Python 3.13); see SHUTDOWN above.
@@ -194,14 +207,19 @@ typedef struct wf_select_case {
 /** Wait until one of the cases can proceed, do it, and say which (Go's
  * select; asyncio's wait(FIRST_COMPLETED) over get tasks, made exact).
  * Exactly one case happens: the others took and put nothing. When several
- * are ready, one is chosen at random, so none starves.
+ * are ready, one is chosen at random, so none starves. A select whose cases
+ * are all disabled (NULL queues) waits for its deadline or a cancellation,
+ * as Go's select on nil channels blocks.
  * @param cases  the cases; @param n how many (1 .. WF_SELECT_MAX).
  * @return the index of the case that happened (its `result` says how);
- * -ETIMEDOUT if none became ready by the deadline (a deadline at or before
- * now makes this Go's select with a default case); -ECANCELED if cancelled
- * while waiting (no case happened); -EINVAL for NULL @p cases, a bad @p n,
- * a bad op or deadline; -ENOMEM (more than 16 cases need a small
- * allocation); -EPERM outside a fiber. Fiber only; may block. */
+ * -ETIMEDOUT if none became ready by the deadline, or by the expiry of a
+ * timeout scope the caller is in (a deadline at or before now makes this
+ * Go's select with a default case); -ECANCELED if cancelled while waiting;
+ * -EINVAL for NULL @p cases, a bad @p n, a bad op on an enabled case, or a
+ * bad deadline; -ENOMEM when more than 16 cases need a small allocation, or
+ * a PUT case's unbounded queue could not grow; -EPERM outside a fiber (even
+ * when a case is ready). On every error no case happened. Fiber only; may
+ * block. */
 int wf_select_until(wf_select_case_t *cases, size_t n, int64_t deadline);
 
 /** wf_select_until() without a deadline. */

@@ -33,7 +33,9 @@
  * ERRORS shared by every function of this header: -EINVAL for a NULL object
  * or one that has been destroyed; -EPERM for a "fiber only" call made
  * outside a weft task (waiting, and anything that records its owner, needs
- * one).
+ * one). Every call that may wait, the forms without a deadline included,
+ * also fails with -ETIMEDOUT once a timeout scope the task is in
+ * (wf_timeout_enter(), weft/combinators.h) expires.
  */
 #ifndef WEFT_SYNC_H
 #define WEFT_SYNC_H
@@ -76,8 +78,10 @@ int wf_lock_destroy(wf_lock_t *l);
 
 /** Acquire @p l, waiting as long as it takes.
  * @return 0 once the caller holds it; -ECANCELED if the caller was
- * cancelled while waiting (it does not hold the lock); -EDEADLK if the
- * caller already holds it; -EINVAL; -EPERM outside a fiber.
+ * cancelled while waiting (it does not hold the lock); -ETIMEDOUT if a
+ * timeout scope the caller is in expired first (nor does it then);
+ * -EDEADLK if the caller already holds it; -EINVAL; -EPERM outside a
+ * fiber.
  * Fiber only; may block. */
 int wf_lock_acquire(wf_lock_t *l);
 
@@ -125,8 +129,9 @@ int wf_rwlock_init(wf_rwlock_t *rw);
 int wf_rwlock_destroy(wf_rwlock_t *rw);
 
 /** Take a read lock, waiting while a writer holds it or any task waits
- * ahead. @return 0; -ECANCELED; -EDEADLK if the caller holds the write
- * lock; -EINVAL; -EPERM outside a fiber. Fiber only; may block.
+ * ahead. @return 0; -ECANCELED; -ETIMEDOUT (a timeout scope expired);
+ * -EDEADLK if the caller holds the write lock; -EINVAL; -EPERM outside a
+ * fiber. Fiber only; may block.
  * (A task that holds a read lock and asks for it again may deadlock behind a
  * waiting writer: read ownership is not recorded per task, as in most
  * readers-writer locks.) */
@@ -144,10 +149,11 @@ int wf_rwlock_try_read_acquire(wf_rwlock_t *rw);
 int wf_rwlock_read_release(wf_rwlock_t *rw);
 
 /** Take the write lock, waiting for readers and writers ahead to finish.
- * @return 0; -ECANCELED; -EDEADLK if the caller holds it already; -EINVAL;
- * -EPERM outside a fiber. Fiber only; may block. (A task that holds a read
- * lock and asks for the write lock waits for itself, since read locks are
- * not recorded per task: release the read lock first, or use a deadline.) */
+ * @return 0; -ECANCELED; -ETIMEDOUT (a timeout scope expired); -EDEADLK if
+ * the caller holds it already; -EINVAL; -EPERM outside a fiber. Fiber only;
+ * may block. (A task that holds a read lock and asks for the write lock
+ * waits for itself, since read locks are not recorded per task: release
+ * the read lock first, or use a deadline.) */
 int wf_rwlock_write_acquire(wf_rwlock_t *rw);
 
 /** wf_rwlock_write_acquire() with a deadline; plus -ETIMEDOUT. */
@@ -202,8 +208,8 @@ int wf_event_clear(wf_event_t *e);
 int wf_event_is_set(wf_event_t *e);
 
 /** Wait until the flag is set (Event.wait()); returns at once if it is.
- * @return 0; -ECANCELED; -EINVAL; -EPERM outside a fiber. Fiber only; may
- * block. */
+ * @return 0; -ECANCELED; -ETIMEDOUT (a timeout scope expired); -EINVAL;
+ * -EPERM outside a fiber. Fiber only; may block. */
 int wf_event_wait(wf_event_t *e);
 
 /** wf_event_wait() with a deadline; plus -ETIMEDOUT. */
@@ -238,7 +244,8 @@ int wf_cond_destroy(wf_cond_t *c);
  * a NULL or destroyed @p c. Any thread. */
 wf_lock_t *wf_cond_lock(wf_cond_t *c);
 
-/** wf_lock_acquire() on @p c's lock (`async with cond:`). */
+/** wf_lock_acquire() on @p c's lock (`async with cond:`); returns as it
+ * does. */
 int wf_cond_acquire(wf_cond_t *c);
 /** wf_lock_acquire_until() on @p c's lock. */
 int wf_cond_acquire_until(wf_cond_t *c, int64_t deadline);
@@ -248,8 +255,9 @@ int wf_cond_release(wf_cond_t *c);
 /** Release the lock, wait for a notification, and take the lock back
  * (Condition.wait()). The caller must hold the lock.
  * @return 0 when notified; -ECANCELED when cancelled while waiting for the
- * notification; -EPERM if the caller does not hold the lock (nothing
- * happens) or is outside a fiber; -EINVAL. In every case but -EPERM and
+ * notification; -ETIMEDOUT when a timeout scope the caller is in expired
+ * first; -EPERM if the caller does not hold the lock (nothing happens) or
+ * is outside a fiber; -EINVAL. In every case but -EPERM and
  * -EINVAL the caller holds the lock again when it returns: re-taking it
  * waits as long as needed and is not interrupted by cancellation (the
  * cancellation stays pending for the next wait). Fiber only; may block. */
@@ -305,8 +313,8 @@ int wf_sem_init_bounded(wf_sem_t *s, unsigned value);
 int wf_sem_destroy(wf_sem_t *s);
 
 /** Take a permit, waiting while there is none (Semaphore.acquire()).
- * @return 0; -ECANCELED; -EINVAL; -EPERM outside a fiber. Fiber only; may
- * block. */
+ * @return 0; -ECANCELED; -ETIMEDOUT (a timeout scope expired); -EINVAL;
+ * -EPERM outside a fiber. Fiber only; may block. */
 int wf_sem_acquire(wf_sem_t *s);
 
 /** wf_sem_acquire() with a deadline; plus -ETIMEDOUT. */
@@ -354,10 +362,11 @@ int wf_barrier_destroy(wf_barrier_t *b);
  * last to arrive, which trips the barrier, gets parties-1);
  * -EPIPE if the barrier is or becomes broken (aborted, reset, or another
  * waiter left) before this round trips;
- * -ECANCELED / -ETIMEDOUT if the caller was cancelled / its deadline passed
- * before the round tripped: the caller left, and the barrier is now broken
- * (if the round tripped at that same moment, the caller counts as passed
- * and gets its index instead; its cancellation stays pending);
+ * -ECANCELED / -ETIMEDOUT if the caller was cancelled / its deadline (or
+ * its timeout scope's) passed before the round tripped: the caller left,
+ * and the barrier is now broken (if the round tripped at that same moment,
+ * the caller counts as passed and gets its index instead; its cancellation
+ * stays pending);
  * -EINVAL; -EPERM outside a fiber. Fiber only; may block. */
 int wf_barrier_wait(wf_barrier_t *b);
 

@@ -320,8 +320,9 @@ int wf_queue_join_until(wf_queue_t *q, int64_t deadline)
     unsigned w = wf__sync_wait(&q->lock, &q->joiners, &q->nwait, &node, self, deadline, 0);
     if (w == WF__R_WOKEN)
         return 0;
-    /* Timed out; but if the last task_done came meanwhile, it wins. */
-    bool done = w == WF__R_TIMEDOUT && q->unfinished == 0;
+    /* Timed out (its own deadline or a scope's); but if the last task_done
+     * came meanwhile, it wins. */
+    bool done = (w == WF__R_TIMEDOUT || w == WF__R_EXPIRED) && q->unfinished == 0;
     wf__spin_unlock(&q->lock);
     return done ? 0 : wf__park_errno(w);
 }
