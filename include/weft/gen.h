@@ -44,6 +44,16 @@
  * and returns. Only a yield called after that (a body that ignored the
  * close) delivers nothing, and fails with -EPIPE.
  *
+ * WHAT -ECANCELED MEANS HERE. A yield never waits, so its -ECANCELED has
+ * one cause only: a close has called the generator's work off (Python
+ * throws GeneratorExit in at the yield). It is not a cancellation of the
+ * task running the body: no request is counted (wf_cancelling() is
+ * unchanged), and the waits of the body's cleanup fail only if the closing
+ * task is itself cancelled or in an expired timeout scope. The code is the
+ * one a task cancelled before its first run ends with; wf_gen_close()
+ * reports it for a body that never ran, and a closed body usually returns
+ * it too.
+ *
  * CLOSING. wf_gen_close() ends a generator (aclose()): a body suspended in a
  * yield is resumed, in the closer's task, with that yield returning
  * -ECANCELED, and the close returns when the body has returned; a body that
@@ -99,7 +109,7 @@ int wf_gen_create(wf_gen_t **out, wf_gen_fn fn, void *arg, const wf_spawn_opts_t
  *   0 when the body has returned 0 (exhausted);
  *   the body's negative return value when it returned one (also on every
  *   later call): its own error, or the -ECANCELED / -ETIMEDOUT of a wait it
- *   gave up on and passed on;
+ *   gave up on and passed on; -ERANGE if it returned a positive value;
  *   -ENOMEM when the first call finds no memory for the stack (nothing ran);
  *   -EBUSY if another task is running or closing @p g right now;
  *   -EDEADLK if called from @p g's own body;
@@ -112,17 +122,20 @@ int wf_gen_next(wf_gen_t *g, void **value);
  * (absolute, wf_now() time; WF_FOREVER for none): the body's waits past it
  * fail with -ETIMEDOUT, and the body decides what that means (see THE BODY
  * RUNS AS ITS CONSUMER). A body that yields without waiting yields even
- * after the deadline. Returns as wf_gen_next(); -EINVAL for a deadline
- * below WF_FOREVER. */
+ * after the deadline. Returns as wf_gen_next() (the call adds no
+ * -ETIMEDOUT of its own: only the body's waits see the deadline); -EINVAL
+ * also for a deadline below WF_FOREVER. */
 int wf_gen_next_until(wf_gen_t *g, void **value, int64_t deadline);
 
 /** Body side: hand @p value to the consumer and stay suspended until the
  * next value is asked for. @return 0 when the next value is wanted;
- * -ECANCELED when the generator is being closed (the value was delivered;
- * clean up and return); -EPIPE when it was closed already (the value was
- * NOT delivered); -EBUSY when a timeout scope the body entered is still open
- * (nothing happens); -EPERM when not called from @p g's body while it runs;
- * -EINVAL for NULL @p g. Fiber only (the body's); never blocks by itself. */
+ * -ECANCELED when the generator is being closed by wf_gen_close() (the
+ * value was delivered; clean up and return; the task is not cancelled, see
+ * WHAT -ECANCELED MEANS HERE); -EPIPE when it was closed already (the value
+ * was NOT delivered); -EBUSY when a timeout scope the body entered is still
+ * open (nothing happens); -EPERM when not called from @p g's body while it
+ * runs; -EINVAL for NULL @p g. Fiber only (the body's); never blocks by
+ * itself. */
 int wf_gen_yield(wf_gen_t *g, void *value);
 
 /** Close and free a generator (aclose()). A body suspended in a yield is
@@ -131,7 +144,9 @@ int wf_gen_yield(wf_gen_t *g, void *value);
  * waits, as in asyncio); a body that never started never runs (`drop` is
  * called instead); a finished one is just freed.
  * @param status  if not NULL, receives the generator's final status: what
- *                the body returned, or -ECANCELED if it never started.
+ *                the body returned (-ERANGE for a positive value), or
+ *                -ECANCELED if it never started (it was called off before
+ *                it ran, as a task cancelled before its first run is).
  * @return 0 (@p g is freed and must not be used again); -EBUSY if another
  * task is running it right now (nothing happens); -EDEADLK if called from
  * its own body; -EXDEV if made in another runtime; -EINVAL for NULL;

@@ -214,6 +214,64 @@ static void test_close_unstarted(void **state)
     run_main(2, m_close_unstarted, NULL);
 }
 
+/* A close is not a cancellation of the task running the body: the yield's
+ * -ECANCELED counts no request, and the cleanup may wait (here: sleep and
+ * take a queue item) without failing. Only a cancellation of the closer
+ * fails the cleanup's waits. */
+typedef struct {
+    int yield_r, cancelling, sleep_r, get_r;
+    wf_queue_t *q;
+} cleanup_probe;
+
+static int waiting_cleanup(wf_gen_t *g, void *arg)
+{
+    cleanup_probe *p = arg;
+    p->yield_r = wf_gen_yield(g, ITEM(1));
+    p->cancelling = wf_cancelling(wf_self());
+    p->sleep_r = wf_sleep(WF_NSEC_PER_MSEC);
+    void *v;
+    p->get_r = wf_queue_get_until(p->q, &v, wf_deadline_in(LONG_NS));
+    return p->yield_r;
+}
+
+static int m_close_not_cancel(void *arg, void **res)
+{
+    cleanup_probe p = {0};
+    CHECK_EQ(wf_queue_create(&p.q, 1, WF_QUEUE_FIFO, NULL), 0);
+    CHECK_EQ(wf_queue_put(p.q, ITEM(7)), 0);
+    wf_gen_t *g;
+    CHECK_EQ(wf_gen_create(&g, waiting_cleanup, &p, NULL), 0);
+    void *v;
+    CHECK_EQ(wf_gen_next(g, &v), 1);
+    int st = 0;
+    CHECK_EQ(wf_gen_close(g, &st), 0);
+    CHECK_EQ(p.yield_r, -ECANCELED);
+    CHECK_EQ(st, -ECANCELED);
+    CHECK_EQ(p.cancelling, 0);
+    CHECK_EQ(p.sleep_r, 0);
+    CHECK_EQ(p.get_r, 0);
+    CHECK_EQ(wf_cancelling(wf_self()), 0);
+    CHECK_EQ(wf_sleep(0), 0); /* the closer is not cancelled either */
+
+    /* A closer that is itself cancelled: the cleanup's waits fail. */
+    CHECK_EQ(wf_queue_put(p.q, ITEM(8)), 0);
+    CHECK_EQ(wf_gen_create(&g, waiting_cleanup, &p, NULL), 0);
+    CHECK_EQ(wf_gen_next(g, &v), 1);
+    CHECK_EQ(wf_cancel(wf_self()), 0);
+    CHECK_EQ(wf_gen_close(g, &st), 0);
+    CHECK_EQ(wf_uncancel(), 0);
+    CHECK_EQ(p.cancelling, 1);
+    CHECK_EQ(p.sleep_r, -ECANCELED);
+    CHECK_EQ(p.get_r, 0); /* an item is there: a get need not wait */
+    CHECK_EQ(wf_queue_destroy(p.q, NULL, NULL), 0);
+    return 0;
+}
+
+static void test_close_not_cancel(void **state)
+{
+    run_main(2, m_close_not_cancel, NULL);
+}
+
 /* --- a body that waits, as its consumer ---------------------------------------- */
 
 typedef struct {
@@ -749,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_close_unstarted), cmocka_unit_test(test_waits),
         cmocka_unit_test(test_misuse),          cmocka_unit_test(test_handoff),
         cmocka_unit_test(test_pipeline),        cmocka_unit_test(test_stress),
+        cmocka_unit_test(test_close_not_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
