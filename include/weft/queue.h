@@ -82,11 +82,13 @@ int wf_queue_create(wf_queue_t **out, size_t capacity, wf_queue_kind_t kind, wf_
 
 /** Free a queue. Items still in it are passed to @p drop (if not NULL) and
  * are otherwise forgotten.
- * @return the number of items that were left in it (>= 0); -EBUSY while a
- * task waits on it (in a put, a get, a join or a select: nothing is
- * changed); -EINVAL for NULL. Never blocks; any thread. The queue must not
- * be used again. */
-int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg);
+ * @param drop     called with each item left, and @p arg; may be NULL.
+ * @param dropped  if not NULL, receives the number of items that were left
+ *                 in the queue (written only on success).
+ * @return 0 (the queue is freed and must not be used again); -EBUSY while
+ * a task waits on it (in a put, a get, a join or a select: nothing is
+ * changed); -EINVAL for NULL. Never blocks; any thread. */
+int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg, size_t *dropped);
 
 /** Put @p item, waiting for room while the queue is full (Queue.put()).
  * If tasks wait in a get, the item goes straight to the first of them.

@@ -111,7 +111,7 @@ static void drop_items(unsigned kind, void *buf, size_t head, size_t count, size
     }
 }
 
-int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg)
+int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg, size_t *dropped)
 {
     if (!q)
         return -EINVAL;
@@ -126,7 +126,9 @@ int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg)
     drop_items(q->kind, q->buf, q->head, q->count, q->cap, drop, arg);
     free(q->buf);
     free(q);
-    return n > INT32_MAX ? INT32_MAX : (int)n;
+    if (dropped)
+        *dropped = n;
+    return 0;
 }
 
 static int put(wf_queue_t *q, void *item, int64_t deadline, bool try_only)

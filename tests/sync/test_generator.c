@@ -263,7 +263,7 @@ static int m_close_not_cancel(void *arg, void **res)
     CHECK_EQ(p.cancelling, 1);
     CHECK_EQ(p.sleep_r, -ECANCELED);
     CHECK_EQ(p.get_r, 0); /* an item is there: a get need not wait */
-    CHECK_EQ(wf_queue_destroy(p.q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(p.q, NULL, NULL, NULL), 0);
     return 0;
 }
 

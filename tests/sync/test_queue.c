@@ -37,7 +37,7 @@ static int m_order(void *arg, void **res)
     CHECK_EQ(wf_queue_get(q, &v), 0);
     CHECK_EQ(ID(v), next_out++);
     CHECK_EQ(next_in, next_out);
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* LIFO. */
     CHECK_EQ(wf_queue_create(&q, 8, WF_QUEUE_LIFO, NULL), 0);
@@ -47,7 +47,7 @@ static int m_order(void *arg, void **res)
         CHECK_EQ(wf_queue_try_get(q, &v), 0);
         CHECK_EQ(ID(v), i);
     }
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Priority: smallest first by the comparison; equal ones (same tens)
      * in insertion order. */
@@ -79,7 +79,7 @@ static int m_order(void *arg, void **res)
     }
     for (int i = 0; i < 100; i++)
         CHECK_EQ(cnt[i], 0);
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Unbounded FIFO and LIFO grow from a wrapped ring without reordering. */
     for (int kind = 0; kind < 2; kind++) {
@@ -100,7 +100,11 @@ static int m_order(void *arg, void **res)
                 CHECK_EQ(ID(v), i);
             }
         }
-        CHECK_EQ(wf_queue_destroy(q, NULL, NULL), kind ? 5000 - 7 : 0);
+        /* Success is 0 however many items are left; the count comes back
+         * through the last argument. */
+        size_t left = 12345;
+        CHECK_EQ(wf_queue_destroy(q, NULL, NULL, &left), 0);
+        CHECK_EQ(left, kind ? 5000 - 7 : 0);
     }
     return 0;
 }
@@ -125,7 +129,7 @@ static void test_errors(void **state)
     assert_int_equal(wf_queue_put(NULL, NULL), -EINVAL);
     assert_int_equal(wf_queue_get(NULL, &v), -EINVAL);
     assert_int_equal(wf_queue_size(NULL), -EINVAL);
-    assert_int_equal(wf_queue_destroy(NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(wf_queue_destroy(NULL, NULL, NULL, NULL), -EINVAL);
     assert_int_equal(wf_queue_shutdown(NULL, WF_QUEUE_SHUTDOWN_GRACEFUL, NULL, NULL), -EINVAL);
     /* Outside any runtime: the non-waiting calls work, waiting ones -EPERM. */
     assert_int_equal(wf_queue_create(&q, 1, WF_QUEUE_FIFO, NULL), 0);
@@ -143,7 +147,7 @@ static void test_errors(void **state)
     assert_int_equal(wf_queue_task_done(q), -EINVAL); /* more than were put */
     assert_int_equal(wf_queue_get(q, &v), 0);
     assert_int_equal(ID(v), 1);
-    assert_int_equal(wf_queue_destroy(q, NULL, NULL), 0);
+    assert_int_equal(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 }
 
 /* --- bounded: waiting puts and gets ---------------------------------------------- */
@@ -190,7 +194,9 @@ static int m_bounded(void *arg, void **res)
         CHECK_EQ(wf_spawn(&pt[i], putter, &pa[i], NULL), 0);
         CHECK(wait_parked(pt[i]));
     }
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), -EBUSY);
+    size_t untouched = 777;
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, &untouched), -EBUSY);
+    CHECK_EQ(untouched, 777); /* nothing changed */
     /* A cancelled putter did not enqueue. */
     CHECK_EQ(wf_cancel(pt[1]), 0);
     int st = 0;
@@ -235,7 +241,7 @@ static int m_bounded(void *arg, void **res)
     CHECK_EQ(ID(v), 7);
     CHECK_EQ(wf_queue_get(q, &v), -ECANCELED);
     wf_uncancel();
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
     return 0;
 }
 
@@ -298,11 +304,11 @@ static int m_join(void *arg, void **res)
     CHECK_EQ(wf_queue_join_until(q2, 0), -ETIMEDOUT); /* taken, not done */
     CHECK_EQ(wf_queue_task_done(q2), 0);
     CHECK_EQ(wf_queue_join(q2), 0);
-    CHECK_EQ(wf_queue_destroy(q2, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q2, NULL, NULL, NULL), 0);
     CHECK_EQ(wf_queue_shutdown(j.q, WF_QUEUE_SHUTDOWN_GRACEFUL, NULL, NULL), 0);
     join_n(t, W);
     CHECK_EQ(wf_queue_join(j.q), 0); /* the workers marked the last one */
-    CHECK_EQ(wf_queue_destroy(j.q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(j.q, NULL, NULL, NULL), 0);
     return 0;
 }
 
@@ -349,7 +355,7 @@ static int m_shutdown(void *arg, void **res)
     CHECK_EQ(ID(v), 2);
     CHECK_EQ(wf_queue_get(q, &v), -ESHUTDOWN);
     CHECK_EQ(wf_queue_try_get(q, &v), -ESHUTDOWN);
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Graceful with getters waiting on an empty queue: all fail at once. */
     CHECK_EQ(wf_queue_create(&q, 0, WF_QUEUE_FIFO, NULL), 0);
@@ -362,7 +368,7 @@ static int m_shutdown(void *arg, void **res)
         CHECK_EQ(wf_join(g[i], &st, NULL), 0);
         CHECK_EQ(st, -ESHUTDOWN);
     }
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Immediate: the items go to the drop callback, gets fail at once,
      * putters and joiners are released; shutdown again drops nothing. */
@@ -391,7 +397,7 @@ static int m_shutdown(void *arg, void **res)
     CHECK_EQ(wf_queue_get(q, &v), -ESHUTDOWN);
     CHECK_EQ(wf_queue_put(q, ITEM(1)), -ESHUTDOWN);
     CHECK_EQ(wf_queue_shutdown(q, WF_QUEUE_SHUTDOWN_IMMEDIATE, count_drop, &dropped), 0);
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Graceful, then immediate: the second removes what the first left. */
     CHECK_EQ(wf_queue_create(&q, 0, WF_QUEUE_LIFO, NULL), 0);
@@ -404,14 +410,16 @@ static int m_shutdown(void *arg, void **res)
     CHECK_EQ(wf_queue_shutdown(q, WF_QUEUE_SHUTDOWN_IMMEDIATE, count_drop, &dropped), 4);
     CHECK_EQ(atomic_load(&dropped), 1 + 2 + 3 + 4);
     CHECK_EQ(wf_queue_get(q, &v), -ESHUTDOWN);
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Destroy hands what is left to its drop callback. */
     CHECK_EQ(wf_queue_create(&q, 0, WF_QUEUE_FIFO, NULL), 0);
     for (long i = 1; i <= 40; i++)
         CHECK_EQ(wf_queue_put(q, ITEM(i)), 0);
     dropped = 0;
-    CHECK_EQ(wf_queue_destroy(q, count_drop, &dropped), 40);
+    size_t left = 0;
+    CHECK_EQ(wf_queue_destroy(q, count_drop, &dropped, &left), 0);
+    CHECK_EQ(left, 40);
     CHECK_EQ(atomic_load(&dropped), 40 * 41 / 2);
     return 0;
 }
@@ -424,7 +432,7 @@ static int putter_destroys(void *arg, void **res)
     int e = wf_queue_put(p->q, ITEM(p->id));
     if (e != -ESHUTDOWN)
         return -1;
-    return wf_queue_destroy(p->q, NULL, NULL) == 0 ? 0 : -2;
+    return wf_queue_destroy(p->q, NULL, NULL, NULL) == 0 ? 0 : -2;
 }
 
 static void slow_drop(void *item, void *arg)
@@ -482,7 +490,7 @@ static int m_foreign(void *arg, void **res)
         CHECK_EQ(ID(v), i);
     }
     pthread_join(th, NULL);
-    CHECK_EQ(wf_queue_destroy(q, NULL, NULL), 0);
+    CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
     return 0;
 }
 
@@ -612,7 +620,7 @@ static int m_no_loss(void *arg, void **res)
                 bad += atomic_load(&s.seen[i]) != 1;
             CHECK_EQ(bad, 0);
             CHECK_EQ(wf_queue_size(s.q), 0);
-            CHECK_EQ(wf_queue_destroy(s.q, NULL, NULL), 0);
+            CHECK_EQ(wf_queue_destroy(s.q, NULL, NULL, NULL), 0);
             if (getenv("WF_TEST_VERBOSE"))
                 fprintf(stderr,
                         "queue no-loss cap=%zu kind=%d: %ld items, %ld failed puts, %ld failed gets\n",
