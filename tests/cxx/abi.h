@@ -1,0 +1,66 @@
+/* tests/cxx/abi.h - the public types whose layout C and C++ must agree on.
+ * abi.c records sizeof, alignof and field offsets as the C compiler sees
+ * them; test_cxx.cpp compares them with what the C++ compiler sees. */
+#ifndef WEFT_TEST_CXX_ABI_H
+#define WEFT_TEST_CXX_ABI_H
+
+#include <stddef.h>
+#include <weft.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* T(type): a type; F(type, field): a public field of it. */
+#define ABI_LAYOUT(T, F)                                                                                     \
+    T(wf_config_t)                                                                                           \
+    F(wf_config_t, workers)                                                                                  \
+    F(wf_config_t, stack_size)                                                                               \
+    F(wf_config_t, guard_stacks)                                                                             \
+    F(wf_config_t, pin_workers)                                                                              \
+    T(wf_spawn_opts_t)                                                                                       \
+    F(wf_spawn_opts_t, name)                                                                                 \
+    F(wf_spawn_opts_t, stack_size)                                                                           \
+    F(wf_spawn_opts_t, worker)                                                                               \
+    F(wf_spawn_opts_t, drop)                                                                                 \
+    T(wf_task_t)                                                                                             \
+    T(wf_task_state_t)                                                                                       \
+    T(wf_timer_t)                                                                                            \
+    T(wf_outcome_t)                                                                                          \
+    F(wf_outcome_t, status)                                                                                  \
+    F(wf_outcome_t, result)                                                                                  \
+    T(wf_wait_when_t)                                                                                        \
+    T(wf_timeout_t)                                                                                          \
+    T(wf_group_t)                                                                                            \
+    T(wf_group_failure_t)                                                                                    \
+    F(wf_group_failure_t, task)                                                                              \
+    F(wf_group_failure_t, status)                                                                            \
+    F(wf_group_failure_t, result)                                                                            \
+    T(wf_lock_t)                                                                                             \
+    T(wf_rwlock_t)                                                                                           \
+    T(wf_event_t)                                                                                            \
+    T(wf_cond_t)                                                                                             \
+    T(wf_sem_t)                                                                                              \
+    T(wf_barrier_t)                                                                                          \
+    T(wf_queue_kind_t)                                                                                       \
+    T(wf_queue_shutdown_mode_t)                                                                              \
+    T(wf_select_op_t)                                                                                        \
+    T(wf_select_case_t)                                                                                      \
+    F(wf_select_case_t, queue)                                                                               \
+    F(wf_select_case_t, op)                                                                                  \
+    F(wf_select_case_t, item)                                                                                \
+    F(wf_select_case_t, result)
+
+typedef struct abi_entry {
+    const char *name;
+    size_t size;  /* sizeof the type, or of the field */
+    size_t align; /* alignof the type; for a field, its offset */
+} abi_entry;
+
+extern const abi_entry abi_c[];
+extern const size_t abi_c_count;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
