@@ -17,6 +17,7 @@ static int worker(void *arg, void **result)
 
 static int main_task(void *arg, void **result)
 {
+    (void)arg; (void)result;
     wf_task_t t[4];
     for (intptr_t i = 0; i < 4; i++)
         wf_spawn(&t[i], worker, (void *)(i + 1), NULL);

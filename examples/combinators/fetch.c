@@ -13,6 +13,9 @@
  * It prints what happened and exits 0 when the outcomes are the expected
  * ones.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4 */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -39,6 +42,7 @@ typedef struct {
 /* Answer one connection after the source's delay. */
 static int serve_conn(void *arg, void **result)
 {
+    (void)result;
     conn *c = arg;
     char msg[64];
     int len = snprintf(msg, sizeof msg, "hello from source %d (after %lld ms)\n", c->index,
@@ -74,6 +78,7 @@ typedef struct {
 /* Accept connections until cancelled; a task per connection. */
 static int serve(void *arg, void **result)
 {
+    (void)result;
     source *s = arg;
     for (;;) {
         int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -175,6 +180,7 @@ static int fetch_body(fetch_job *j)
 
 static int fetch(void *arg, void **result)
 {
+    (void)result;
     fetch_job *j = arg;
     if (j->timeout_ns < 0)
         return fetch_body(j);
@@ -239,6 +245,7 @@ static void show(const char *title, int r, const fetch_job *jobs, const int *sta
 
 static int main_task(void *arg, void **result)
 {
+    (void)arg; (void)result;
     source src[NSOURCES];
     wf_task_t server[NSOURCES];
     for (int i = 0; i < NSOURCES; i++) {

@@ -40,6 +40,7 @@ typedef struct {
 
 static int producer(void *arg, void **result)
 {
+    (void)result;
     pipeline_t *p = arg;
     for (int i = 0; i < JOBS; i++) {
         job_t *j = malloc(sizeof *j);
@@ -66,6 +67,7 @@ static int producer(void *arg, void **result)
 
 static int worker(void *arg, void **result)
 {
+    (void)result;
     pipeline_t *p = arg;
     void *item;
     int e;
@@ -103,6 +105,7 @@ static int collector(void *arg, void **result)
 
 static int main_task(void *arg, void **result)
 {
+    (void)arg; (void)result;
     pipeline_t p = {0};
     if (wf_queue_create(&p.jobs, 8, WF_QUEUE_FIFO, NULL) ||
         wf_queue_create(&p.results, 4, WF_QUEUE_FIFO, NULL))
@@ -131,8 +134,8 @@ static int main_task(void *arg, void **result)
     long want = 0;
     for (long i = 0; i < JOBS; i++)
         want += i * i;
-    wf_queue_destroy(p.jobs, NULL, NULL);
-    wf_queue_destroy(p.results, NULL, NULL);
+    wf_queue_destroy(p.jobs, NULL, NULL, NULL);
+    wf_queue_destroy(p.results, NULL, NULL, NULL);
     return (long)(intptr_t)sum == want && p.max_len <= 8 ? 0 : -EIO;
 }
 

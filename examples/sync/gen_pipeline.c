@@ -20,6 +20,7 @@
  *
  *     $ ./gen_pipeline
  */
+#define _POSIX_C_SOURCE 200809L /* strdup, strtok_r */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -143,6 +144,7 @@ static wf_gen_t *pipeline(stage_t st[3], long repeat)
 
 static int main_task(void *arg, void **result)
 {
+    (void)arg; (void)result;
     /* 1. The whole text, 1,000 times over: every word counted, one value
      *    in flight per stage. */
     stage_t st[3];
