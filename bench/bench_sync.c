@@ -62,8 +62,8 @@ static int pingpong_main(void *arg, void **res)
         int st = -1;
         BENCH_CHECK(wf_join(peer, &st, NULL) == 0 && st == 0, "peer: %d", st);
         BENCH_CHECK(token == 2L * PP_N, "token %ld", token);
-        wf_queue_destroy(p.ping, NULL, NULL);
-        wf_queue_destroy(p.pong, NULL, NULL);
+        wf_queue_destroy(p.ping, NULL, NULL, NULL);
+        wf_queue_destroy(p.pong, NULL, NULL, NULL);
         if (r)
             c->v[r - 1] = (double)(t1 - t0) / PP_N;
     }
@@ -151,7 +151,7 @@ static int mpmc_main(void *arg, void **res)
         int64_t t1 = wf_now();
         BENCH_CHECK(count == MP_ITEMS, "count %ld", count);
         BENCH_CHECK(sum == MP_ITEMS * (MP_ITEMS + 1) / 2, "sum %ld", sum);
-        wf_queue_destroy(q, NULL, NULL);
+        wf_queue_destroy(q, NULL, NULL, NULL);
         if (r)
             c->v[r - 1] = (double)MP_ITEMS / ((double)(t1 - t0) / 1e9);
     }

@@ -173,7 +173,7 @@ static int m_basics(void *arg, void **res)
     CHECK_EQ(c[1].result, -ESHUTDOWN);
 
     for (int i = 0; i < 3; i++)
-        CHECK(wf_queue_destroy(q[i], NULL, NULL) >= 0);
+        CHECK_EQ(wf_queue_destroy(q[i], NULL, NULL, NULL), 0);
     return 0;
 }
 
@@ -184,7 +184,7 @@ static void test_basics(void **state)
     assert_int_equal(wf_queue_create(&q, 1, WF_QUEUE_FIFO, NULL), 0);
     wf_select_case_t c = {q, WF_SELECT_GET, NULL, 0};
     assert_int_equal(wf_select(&c, 1), -EPERM);
-    assert_int_equal(wf_queue_destroy(q, NULL, NULL), 0);
+    assert_int_equal(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 }
 
 /* A select woken by a shutdown while it waits, and one with many cases. */
@@ -210,7 +210,7 @@ static int m_wake_shutdown_many(void *arg, void **res)
     join_n(&t, 1);
     /* Nothing of ours was left behind on the other queues. */
     for (int i = 0; i < N; i++)
-        CHECK_EQ(wf_queue_destroy(q[i], NULL, NULL), 0);
+        CHECK_EQ(wf_queue_destroy(q[i], NULL, NULL, NULL), 0);
     return 0;
 }
 
@@ -256,7 +256,7 @@ static int m_fairness(void *arg, void **res)
     for (int i = 0; i < K; i++)
         CHECK(putc[i] > ROUNDS / K - ROUNDS / 10);
     for (int i = 0; i < K; i++)
-        CHECK(wf_queue_destroy(q[i], NULL, NULL) >= 0);
+        CHECK_EQ(wf_queue_destroy(q[i], NULL, NULL, NULL), 0);
     return 0;
 }
 
@@ -387,7 +387,7 @@ static int m_stress(void *arg, void **res)
         CHECK_EQ(bad, 0);
         for (int i = 0; i < SQ; i++) {
             CHECK_EQ(wf_queue_size(s.q[i]), 0);
-            CHECK_EQ(wf_queue_destroy(s.q[i], NULL, NULL), 0); /* no node left behind */
+            CHECK_EQ(wf_queue_destroy(s.q[i], NULL, NULL, NULL), 0); /* no node left behind */
         }
         if (getenv("WF_TEST_VERBOSE"))
             fprintf(stderr,
