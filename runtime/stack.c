@@ -40,13 +40,22 @@ static long count_maps(void)
     return n;
 }
 
+/* The usable size of a stack whose header and usable area fill whole
+ * pages and hold at least `request` bytes. */
+static size_t page_fit(const wf__stack_pool *p, size_t request)
+{
+    size_t total = request + HDR_SIZE;
+    total = (total + p->page - 1) & ~(p->page - 1);
+    return total - HDR_SIZE;
+}
+
 int wf__stack_pool_init(wf__stack_pool *p, size_t default_size, long guard_stacks)
 {
     memset(p, 0, sizeof *p);
     if (pthread_mutex_init(&p->lock, NULL) != 0 || pthread_mutex_init(&p->maps_lock, NULL) != 0)
         return -ENOMEM;
     p->page = (size_t)sysconf(_SC_PAGESIZE);
-    p->default_size = wf__stack_round(p, default_size);
+    p->default_size = page_fit(p, default_size);
     if (guard_stacks < 0) {
         /* Half the mapping headroom, two mappings per guarded stack: leaves
          * the other half for slabs (about 2,000 for a million stacks),
@@ -61,9 +70,18 @@ int wf__stack_pool_init(wf__stack_pool *p, size_t default_size, long guard_stack
 
 size_t wf__stack_round(const wf__stack_pool *p, size_t request)
 {
-    size_t total = request + HDR_SIZE;
-    total = (total + p->page - 1) & ~(p->page - 1);
-    return total - HDR_SIZE;
+    /* Size classes: the default size, and powers of two from
+     * WF__STACK_MIN to WF__STACK_MAX for every other request, so any
+     * number of distinct requested sizes fits the fixed class table (a
+     * 16th distinct size used to fail at run time). The extra virtual
+     * space a rounded-up stack gets costs no memory: slabs are mapped
+     * MAP_NORESERVE and only touched pages are resident. */
+    if (page_fit(p, request) == p->default_size)
+        return p->default_size;
+    size_t u = WF__STACK_MIN;
+    while (u < request)
+        u <<= 1;
+    return page_fit(p, u);
 }
 
 /* Write the header of the stack whose region starts at `base`, and the
@@ -110,8 +128,8 @@ static int class_of(wf__stack_pool *p, size_t size)
     for (unsigned i = 0; i < p->ncls; i++)
         if (p->cls[i].size == size)
             return (int)i;
-    if (p->ncls == WF__STACK_CLASSES)
-        return -1;
+    /* wf__stack_round yields at most WF__STACK_CLASSES sizes. */
+    wf__assert(p->ncls < WF__STACK_CLASSES, "a stack size outside the size classes");
     memset(&p->cls[p->ncls], 0, sizeof p->cls[p->ncls]);
     p->cls[p->ncls].size = size;
     return (int)p->ncls++;
@@ -196,10 +214,6 @@ wf__stack *wf__stack_get(wf__stack_pool *p, wf__stack_cache *cache, size_t size)
     bool raw_guarded = false;
     pthread_mutex_lock(&p->lock);
     int c = class_of(p, size);
-    if (c < 0) {
-        pthread_mutex_unlock(&p->lock);
-        return NULL;
-    }
     if (p->cls[c].free) {
         s = p->cls[c].free;
         p->cls[c].free = s->next;

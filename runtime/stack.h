@@ -68,7 +68,9 @@
 #define WF__STACK_CACHE 64  /* per-worker cache depth */
 #define WF__STACK_SLAB 32        /* stacks in a class's first slab mapping */
 #define WF__STACK_SLAB_MAX 1024  /* ...doubling up to this many */
-#define WF__STACK_CLASSES 16
+/* The default size plus the powers of two from 16 KiB to 1 GiB
+ * (wf__stack_round). */
+#define WF__STACK_CLASSES 18
 
 typedef struct wf__stack {
     struct wf__stack *next; /* free-list link while pooled */
