@@ -4,6 +4,9 @@
  *   1. Fire due timers: its own wheel, parked workers' wheels, and the
  *      wheels of awake workers whose timers are overdue by more than
  *      STUCK_NS (a worker stuck in a long fiber: the sysmon duty).
+ *      Rescue a stuck worker's queue: one whose tick has not moved for
+ *      STUCK_NS with tasks in its next slot or ring gets an idle worker
+ *      woken to steal them.
  *   2. Plan the next wake-up: the earliest deadline of those wheels, and
  *      at most WF__SYSMON_NS ahead while any worker is awake. Publish it in
  *      wake_at with an exchange: a kicker that lowered wake_at meanwhile
@@ -249,11 +252,17 @@ static int64_t keep_time(wf__poller *p, wf__batch *b)
     if (wf__timers_next(&p->timers) <= now)
         wf__timers_run(&p->timers, now, b);
     int64_t next = wf__timers_next(&p->timers);
-    bool any_awake = false;
+    bool any_awake = false, rescue = false;
+    /* seq_cst store before the seq_cst loads of `parked`: the poller's
+     * half of the Dekker pair with a worker leaving park() (sched.c). A
+     * worker that we read as parked and that wakes before we sleep sees
+     * deep_sleep set and kicks us. */
+    atomic_store_explicit(&p->deep_sleep, true, memory_order_seq_cst);
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         wf__worker *w = &rt->workers[i];
-        /* acquire: pairs with the parking worker's kick (its CAS). */
-        bool parked = atomic_load_explicit(&w->parked, memory_order_acquire);
+        /* seq_cst: see above; it also acquires the parking worker's wheel
+         * (its kick's CAS orders that before our look). */
+        bool parked = atomic_load_explicit(&w->parked, memory_order_seq_cst);
         int64_t wn = wf__timers_next(&w->timers);
         if (parked) {
             if (wn <= now) {
@@ -262,13 +271,28 @@ static int64_t keep_time(wf__poller *p, wf__batch *b)
             }
             if (wn < next)
                 next = wn;
-        } else {
-            any_awake = true;
-            if (wn <= now - STUCK_NS)
-                wf__timers_run(&w->timers, now, b);
+            continue;
+        }
+        any_awake = true;
+        if (wn <= now - STUCK_NS)
+            wf__timers_run(&w->timers, now, b);
+        /* A worker whose tick has not moved for STUCK_NS runs one long
+         * fiber; anything in its next slot or ring waits for it unless a
+         * parked worker is woken to steal it (the thief's last pass takes
+         * the next slot). relaxed: both are hints; a wrong guess costs
+         * one spurious wake-up or one more round. */
+        uint64_t tk = atomic_load_explicit(&w->ticks, memory_order_relaxed);
+        if (tk != w->mon_tick) {
+            w->mon_tick = tk;
+            w->mon_at = now;
+        } else if (now - w->mon_at >= STUCK_NS && !wf__runq_maybe_empty(&w->runq)) {
+            rescue = true;
         }
     }
-    atomic_store_explicit(&p->deep_sleep, !any_awake, memory_order_relaxed);
+    if (any_awake)
+        atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
+    if (rescue)
+        wf__notify_work(rt);
     if (any_awake && next > now + WF__SYSMON_NS)
         next = now + WF__SYSMON_NS;
     return next;
@@ -301,6 +325,8 @@ static void *poller_main(void *arg)
         }
         int n = epoll_pwait2(p->epfd, ev, MAX_EVENTS, tsp, NULL);
         atomic_store_explicit(&p->wake_at, INT64_MAX, memory_order_release);
+        /* relaxed: awake again, a waking worker need not kick us; the
+         * next round's seq_cst store re-arms the pair. */
         atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
         if (n < 0)
             continue; /* EINTR */

@@ -59,6 +59,9 @@ typedef struct wf__worker {
     WF_ALIGNED_CL _Atomic uint32_t futex;
     _Atomic bool parked;      /* between registering parked and waking up */
     _Atomic uint64_t ticks;   /* published tick, for the sysmon */
+    /* --- poller thread only (the sysmon's view of this worker) --- */
+    uint64_t mon_tick; /* ticks when last seen moving... */
+    int64_t mon_at;    /* ...and when */
     /* Tasks spawned on / retired by this worker: written by the owner only
      * (load + store, no RMW), summed by the shutdown code (wf__live). */
     _Atomic uint64_t spawned, retired;

@@ -24,12 +24,13 @@
  *               overflow.
  *
  * THE LOOP (find_task), each tick:
- *   1. Every 61st tick, take one task from the pinned inbox or the inject
- *      queue first (Go's schedule()): local work that keeps regenerating
- *      itself cannot starve the shared queue. 61 is prime so it does not
- *      fall into step with program patterns.
- *   2. Every 16th tick, fire this worker's due timers (a clock read costs
+ *   1. Every 16th tick, fire this worker's due timers (a clock read costs
  *      about 25 ns, too much for every tick of a 30 ns yield).
+ *   2. Every 61st tick, take one task from the inject queue first (Go's
+ *      schedule()), or from the pinned inbox if inject is empty: local work
+ *      that keeps regenerating itself, a yielding pinned task included,
+ *      cannot starve the shared queue. 61 is prime so it does not fall
+ *      into step with program patterns.
  *   3. The next slot, unless it has run 3 times in a row (tokio's cap): then
  *      its task goes to the back of the ring and the ring gets a turn.
  *   4. The ring; then the pinned inbox; then a batch from inject (a fair
@@ -130,10 +131,6 @@ void wf__worker_wake(wf__worker *w, uint32_t how)
      * it sees whatever the waker queued for it. */
     atomic_store_explicit(&w->futex, how, memory_order_release);
     wf__futex_wake(&w->futex, 1);
-    /* A worker coming back while the poller sleeps without a bound: the
-     * poller must resume its sysmon duty (timers of stuck workers). */
-    if (atomic_load_explicit(&w->rt->poller.deep_sleep, memory_order_relaxed))
-        wf__poller_kick_at(&w->rt->poller, 0);
 }
 
 void wf__notify_work(wf__runtime *rt)
@@ -297,17 +294,23 @@ static unsigned check_all_timers(wf__worker *w)
  * runtime.h, inline because fiber.c's direct switches run it too
  * (wf__sched_next_direct). */
 
-/* The pinned inbox, then a fair share of the inject queue. `max` bounds
- * the inject batch (1 for the fairness check). */
-static wf__task *pop_shared(wf__worker *w, unsigned max)
+/* The pinned inbox, then a fair share of the inject queue; on a fairness
+ * tick (`fair`) one task, from inject first: a pinned task that keeps
+ * yielding refills the inbox at once, and looking at the inbox first would
+ * starve the inject queue forever (the poller's wake-ups wait there). */
+static wf__task *pop_shared(wf__worker *w, bool fair)
 {
     wf__batch b;
     wf__batch_init(&b);
-    if (!wf__inject_maybe_empty(&w->pinned) && wf__inject_pop_batch(&w->pinned, 1, &b))
+    unsigned max = fair ? 1 : WF__RUNQ_CAP / 2;
+    if (!fair && !wf__inject_maybe_empty(&w->pinned) && wf__inject_pop_batch(&w->pinned, 1, &b))
         return wf__batch_pop(&b);
     wf__runtime *rt = w->rt;
-    if (wf__inject_maybe_empty(&rt->inject))
+    if (wf__inject_maybe_empty(&rt->inject)) {
+        if (fair && !wf__inject_maybe_empty(&w->pinned) && wf__inject_pop_batch(&w->pinned, 1, &b))
+            return wf__batch_pop(&b);
         return NULL;
+    }
     size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
     unsigned n = (unsigned)(len / rt->nworkers + 1);
     if (n > max)
@@ -361,7 +364,7 @@ static wf__task *search(wf__worker *w)
                 w->stats.steals++;
         }
         if (!t)
-            t = pop_shared(w, WF__RUNQ_CAP / 2);
+            t = pop_shared(w, false);
         if (!t && check_all_timers(w))
             t = wf__pop_local(w);
         if (!t)
@@ -396,7 +399,17 @@ static void park(wf__worker *w)
     while (atomic_load_explicit(&w->futex, memory_order_acquire) == 0 &&
            !atomic_load_explicit(&rt->stopping, memory_order_acquire))
         wf__futex_wait(&w->futex, 0, -1);
-    atomic_store_explicit(&w->parked, false, memory_order_relaxed);
+    /* seq_cst store, then seq_cst load: one half of a Dekker pair with
+     * the poller, which stores deep_sleep = true before it reads the
+     * parked flags (keep_time in poller.c). Either the poller sees us
+     * awake and bounds its sleep, or we see its deep sleep and kick it:
+     * the sysmon duty (our timers while we run a long fiber, a stuck next
+     * slot) resumes either way. The old check on the waker's side missed
+     * a poller that read `parked` before the wake and set deep_sleep
+     * after the waker looked. */
+    atomic_store_explicit(&w->parked, false, memory_order_seq_cst);
+    if (atomic_load_explicit(&rt->poller.deep_sleep, memory_order_seq_cst))
+        wf__poller_kick_at(&rt->poller, 0);
     uint32_t how = atomic_exchange_explicit(&w->futex, 0, memory_order_acquire);
     w->searching = how == 1;
 }
@@ -410,18 +423,21 @@ static wf__task *find_task(wf__worker *w)
         wf__task *t;
         /* Countdowns, not `tick % 61`: a division per tick is not free. */
         bool fair = --w->fair_in == 0, timers = --w->timer_in == 0;
-        if (fair) {
+        /* Both counters are reset before anything can return: a fairness
+         * tick that returned early on a timer tick used to leave timer_in
+         * at 0, and the next decrement wrapped it (no own-timer duty for
+         * 2^32 ticks). */
+        if (fair)
             w->fair_in = FAIRNESS_TICKS;
-            if ((t = pop_shared(w, 1)) != NULL)
-                return t;
-        }
         if (timers) {
             w->timer_in = TIMER_TICKS;
             check_own_timers(w);
         }
+        if (fair && (t = pop_shared(w, true)) != NULL)
+            return t;
         if ((t = wf__pop_local(w)) != NULL)
             return t;
-        if ((t = pop_shared(w, WF__RUNQ_CAP / 2)) != NULL)
+        if ((t = pop_shared(w, false)) != NULL)
             return t;
         if (check_own_timers(w))
             continue;
