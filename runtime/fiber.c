@@ -137,25 +137,32 @@ static void fiber_entry(transfer_t tr)
     }
 }
 
-/* First run of a task: give it a stack and a context. Returns false if the
- * task ended without running (cancelled before start, or no memory). */
-static bool first_run(wf__worker *w, wf__task *t)
+/* What first_run did. */
+enum { FIRST_RUN_OK, FIRST_RUN_ENDED, FIRST_RUN_LATER };
+
+/* First run of a task: give it a stack and a context. A task cancelled
+ * before it ever ran does not run its body (asyncio), but it still gets a
+ * fiber of its own: its drop callback and its done callbacks are user code,
+ * which may wait, and must not run on the stack of whatever fiber happens
+ * to be switching out (that fiber may be mid-park: a wait there would
+ * corrupt its wait). wf__task_run sees fn == NULL and runs only the drop.
+ * If no stack can be had, the task ends -ENOMEM without running; from a
+ * fiber (`in_fiber`), that is left to the scheduler loop (FIRST_RUN_LATER),
+ * so the task's callbacks run where no fiber is mid-park (they then run
+ * outside any fiber: waits there fail with -EPERM). */
+static int first_run(wf__worker *w, wf__task *t, bool in_fiber)
 {
     wf__runtime *rt = w->rt;
-    /* acquire: pairs with wf_cancel's increment; a task cancelled before it
-     * first ran never runs (asyncio), and needs no stack. */
-    if (atomic_load_explicit(&t->cancel, memory_order_acquire) > 0) {
-        if (t->drop)
-            t->drop(t->arg);
-        wf__task_finish(t, -ECANCELED, NULL);
-        wf__task_retire(rt, t);
-        return false;
-    }
+    /* acquire: pairs with wf_cancel's increment. */
+    if (atomic_load_explicit(&t->cancel, memory_order_acquire) > 0)
+        t->fn = NULL;
     wf__stack *s = wf__stack_get(&rt->stacks, &w->stacks, t->stack_size);
     if (!s) {
+        if (in_fiber)
+            return FIRST_RUN_LATER;
         wf__task_finish(t, -ENOMEM, NULL);
         wf__task_retire(rt, t);
-        return false;
+        return FIRST_RUN_ENDED;
     }
     t->stack = s;
     /* A pooled stack's fiber is suspended in its loop: resume it. */
@@ -165,12 +172,12 @@ static bool first_run(wf__worker *w, wf__task *t)
         s->tsan = wf__tsan_create();
     wf__tsan_name(s->tsan, wf__task_name(t));
     atomic_store_explicit(&t->life, WF__LIFE_STARTED, memory_order_relaxed);
-    return true;
+    return FIRST_RUN_OK;
 }
 
 void wf__fiber_run(wf__worker *w, wf__task *t)
 {
-    if (wf__unlikely(!t->stack) && !first_run(w, t))
+    if (wf__unlikely(!t->stack) && first_run(w, t, false) != FIRST_RUN_OK)
         return;
 
     w->current = t;
@@ -211,12 +218,11 @@ wf__worker *wf__fiber_switch_out(wf__task *t, unsigned action)
     wf__worker *w = wf__tls_worker();
     wf__assert(w && w->current == t, "a fiber switches out from its own worker");
     /* The fast way: the next local task, switched to directly. */
-    wf__task *next;
-    while ((next = wf__sched_next_direct(w)) != NULL) {
-        if (next->stack || first_run(w, next))
-            return switch_direct(w, t, action, next);
-        /* it ended without running (cancelled before it started) */
-    }
+    wf__task *next = wf__sched_next_direct(w);
+    if (next && (next->stack || first_run(w, next, true) == FIRST_RUN_OK))
+        return switch_direct(w, t, action, next);
+    if (next) /* no stack for it now: the loop ends it, or retries */
+        wf__push_local(w, next);
     w->action = action;
     void *fake = NULL;
     wf__asan_start_switch(&fake, w->stack_lo, w->stack_len);

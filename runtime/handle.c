@@ -75,7 +75,7 @@ static uint32_t fresh_index(wf__handles *h)
                 return NO_INDEX;
             }
             for (uint32_t i = 0; i < WF__HANDLE_CHUNK; i++)
-                atomic_init(&chunk[i].gen, 1);
+                atomic_init(&chunk[i].word, 1ull << WF__REF_GEN_SHIFT);
             /* release: the initialised slots before the pointer. */
             atomic_store_explicit(&h->chunks[c], chunk, memory_order_release);
         }
@@ -84,7 +84,7 @@ static uint32_t fresh_index(wf__handles *h)
     return idx;
 }
 
-uint64_t wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__task *t)
+bool wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__task *t)
 {
     uint32_t idx = NO_INDEX;
     if (cache && cache->n) {
@@ -106,27 +106,95 @@ uint64_t wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__ta
         if (idx == NO_INDEX)
             idx = fresh_index(h);
         if (idx == NO_INDEX)
-            return 0;
+            return false;
     }
     wf__slot *s = slot_at(h, idx);
-    uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed); /* we own the slot */
-    /* release: a lookup that matches the generation sees the task. */
-    atomic_store_explicit(&s->task, t, memory_order_release);
-    return ((uint64_t)gen << 32) | idx;
+    /* relaxed: we own the free slot; its word has no references, so no
+     * lookup can change it (a CAS needs counts above 0). */
+    uint64_t gen = atomic_load_explicit(&s->word, memory_order_relaxed) >> WF__REF_GEN_SHIFT;
+    t->id = (gen << 32) | idx;
+    t->slot = s;
+    atomic_store_explicit(&s->task, t, memory_order_relaxed);
+    /* release: a lookup whose CAS reads this word (acquire) sees the task
+     * pointer and the initialised record. */
+    atomic_store_explicit(&s->word, (gen << WF__REF_GEN_SHIFT) | WF__REF_HANDLE | WF__REF_RUNNING,
+                          memory_order_release);
+    return true;
 }
 
-struct wf__task *wf__handle_get(wf__handles *h, uint64_t id)
+/* The slot a handle names, or NULL if it cannot name one. */
+static wf__slot *slot_of(wf__handles *h, uint64_t id)
 {
     uint32_t idx = (uint32_t)(id & IDX_MASK), gen = (uint32_t)(id >> 32);
     if (gen == 0 || idx >= atomic_load_explicit(&h->hwm, memory_order_acquire))
         return NULL;
-    wf__slot *s = slot_at(h, idx);
-    if (!s || atomic_load_explicit(&s->gen, memory_order_acquire) != gen)
+    return slot_at(h, idx);
+}
+
+/* The one CAS behind pin and claim (handle.h): `claim` consumes a handle. */
+static int take(wf__handles *h, uint64_t id, bool claim, struct wf__task **out)
+{
+    *out = NULL;
+    wf__slot *s = slot_of(h, id);
+    if (!s)
+        return -EINVAL;
+    uint64_t gen = id >> 32;
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    for (;;) {
+        if (w >> WF__REF_GEN_SHIFT != gen)
+            return -EINVAL;
+        uint32_t handles = wf__ref_handles(w), pins = wf__ref_pins(w);
+        if (claim ? handles == 0 : handles + pins == 0)
+            return -EINVAL;
+        if (pins == WF__REF_PINS_MAX)
+            return -EOVERFLOW;
+        uint64_t nw = w + WF__REF_PIN - (claim ? WF__REF_HANDLE : 0);
+        /* acquire: pairs with the release store in wf__handle_alloc (the
+         * task pointer and the record) and with the release half of every
+         * earlier reference change (what their holders wrote). */
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acquire,
+                                                  memory_order_relaxed))
+            break;
+    }
+    *out = atomic_load_explicit(&s->task, memory_order_relaxed);
+    return 0;
+}
+
+struct wf__task *wf__handle_get(wf__handles *h, uint64_t id)
+{
+    wf__slot *s = slot_of(h, id);
+    if (!s || atomic_load_explicit(&s->word, memory_order_acquire) >> WF__REF_GEN_SHIFT != id >> 32)
         return NULL;
-    struct wf__task *t = atomic_load_explicit(&s->task, memory_order_acquire);
-    if (!t || t->id != id)
-        return NULL;
-    return t;
+    return atomic_load_explicit(&s->task, memory_order_relaxed);
+}
+
+int wf__handle_pin(wf__handles *h, uint64_t id, struct wf__task **out)
+{
+    return take(h, id, false, out);
+}
+
+int wf__handle_claim(wf__handles *h, uint64_t id, struct wf__task **out)
+{
+    return take(h, id, true, out);
+}
+
+int wf__handle_add(struct wf__task *t, uint64_t add)
+{
+    wf__slot *s = t->slot;
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    for (;;) {
+        /* A new handle needs room for every pin to turn back into a handle
+         * too (a claim that gives its handle back, handle.h): handles +
+         * pins stays at most the handle field's maximum. */
+        if (add == WF__REF_HANDLE ? wf__ref_handles(w) + wf__ref_pins(w) >= WF__REF_HANDLES_MAX
+                                  : wf__ref_pins(w) == WF__REF_PINS_MAX)
+            return -EOVERFLOW;
+        /* relaxed: the caller keeps the record alive; the count orders
+         * nothing by itself (its release comes when it is dropped). */
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + add, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return 0;
+    }
 }
 
 static void free_index(wf__handles *h, wf__handle_cache *cache, uint32_t idx)
@@ -149,28 +217,25 @@ static void free_index(wf__handles *h, wf__handle_cache *cache, uint32_t idx)
     wf__spin_unlock(&h->free_lock);
 }
 
-void wf__handle_retire(wf__handles *h, struct wf__task *t)
+/* The last reference to `t` is gone: free its slot and record (now, or
+ * after the running scans). */
+static void release(wf__handles *h, wf__handle_cache *cache, struct wf__task *t)
 {
+    wf__slot *s = t->slot;
     uint32_t idx = (uint32_t)(t->id & IDX_MASK);
-    uint32_t gen = (uint32_t)(t->id >> 32) + 1;
-    if (gen == 0)
-        gen = 1;
-    /* release: a lookup that still matched the old generation happened
-     * before; every later one fails without touching the record. */
-    atomic_store_explicit(&slot_at(h, idx)->gen, gen, memory_order_release);
-}
-
-void wf__handle_release(wf__handles *h, wf__handle_cache *cache, struct wf__task *t)
-{
-    uint32_t idx = (uint32_t)(t->id & IDX_MASK);
-    wf__slot *s = slot_at(h, idx);
-    wf__assert(atomic_load_explicit(&s->gen, memory_order_relaxed) != (uint32_t)(t->id >> 32),
-               "a task's handle is retired before its record is released");
     /* The free path's half of the scan Dekker pair (handle.h): clear the
      * slot with a seq_cst exchange (on x86 a locked xchg: the store and the
      * full fence in one instruction, cheaper than a store plus mfence),
      * then look for scans. */
     (void)atomic_exchange_explicit(&s->task, NULL, memory_order_seq_cst);
+    /* A new generation for the slot's next task: every handle to this one
+     * is dead from now on. relaxed: the word has no references, so nobody
+     * else writes it, and free_index's lock (or the same thread's cache)
+     * orders this before the slot's next allocation. */
+    uint64_t gen = (t->id >> 32) + 1;
+    if ((uint32_t)gen == 0)
+        gen = 1;
+    atomic_store_explicit(&s->word, (gen & 0xffffffffull) << WF__REF_GEN_SHIFT, memory_order_relaxed);
     free_index(h, cache, idx);
     /* seq_cst: the load half of the Dekker pair (the scan's fence precedes
      * its slot read). Also an acquire: when this reads the 0 a finished scan
@@ -189,6 +254,23 @@ void wf__handle_release(wf__handles *h, wf__handle_cache *cache, struct wf__task
     t->qnext = h->deferred;
     h->deferred = t;
     pthread_mutex_unlock(&h->scan_lock);
+}
+
+void wf__handle_refs(wf__handles *h, wf__handle_cache *cache, struct wf__task *t, int dhandles, int dpins,
+                     int drunning)
+{
+    uint64_t delta = (uint64_t)(int64_t)dhandles * WF__REF_HANDLE + (uint64_t)(int64_t)dpins * WF__REF_PIN +
+                     (uint64_t)(int64_t)drunning * WF__REF_RUNNING;
+    /* acq_rel: release publishes this holder's writes to whoever frees the
+     * record; acquire, for the one whose change reaches 0, sees every other
+     * holder's (the outcome, the scheduler's stack release) before the
+     * free. */
+    uint64_t old = atomic_fetch_add_explicit(&t->slot->word, delta, memory_order_acq_rel);
+    wf__assert((int64_t)wf__ref_handles(old) + dhandles >= 0 && (int64_t)wf__ref_pins(old) + dpins >= 0 &&
+                   (int64_t)(old & WF__REF_RUNNING) + drunning >= 0,
+               "task reference count underflow");
+    if ((uint32_t)(old + delta) == 0)
+        release(h, cache, t);
 }
 
 void wf__handle_scan(wf__handles *h, void (*fn)(struct wf__task *, void *), void *ctx)

@@ -1,14 +1,12 @@
 /* task.c - tasks: spawn, join, detach, references, cancellation, yield.
  *
- * The reference word task->refs is (handles << 1) | running:
- *   bit 0      the runtime's reference, held from spawn until the fiber's
- *              last switch-out (or until a task that never ran is retired);
- *   bits 1..   live handles. wf_join / wf_detach give one back;
- *              wf_task_ref adds one. A handle-consuming call on a task with
- *              no live handles left is -EINVAL: that is how a double join or
- *              a join after detach is caught while the record still exists
- *              (after it is freed, the handle table's generation catches it).
- * The record is freed, and its handle slot retired, when the word reaches 0.
+ * References live in the task's handle-table slot (handle.h): every public
+ * call that takes a handle pins the record (or, for join, detach and
+ * gather, claims one of its handles) with one compare-and-swap that also
+ * checks the handle's generation, and gives the pin back when it is done.
+ * A handle used at the same moment as its final release therefore either
+ * keeps the record alive or gets -EINVAL; a second join of one handle
+ * loses the claim and gets -EINVAL, however the two joins interleave.
  */
 #include "park.h"
 #include "runtime.h"
@@ -16,14 +14,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define REF_RUNNING 1u
-#define REF_HANDLE 2u
-
-static inline uint32_t live_handles(const wf__task *t)
-{
-    return atomic_load_explicit(&t->refs, memory_order_acquire) >> 1;
-}
 
 /* Task records are recycled through a per-worker free list (owner only,
  * linked through qnext): the next spawn on that worker reuses a record that
@@ -67,39 +57,55 @@ void wf__task_cache_drain(wf__worker *w)
     w->ntfree = 0;
 }
 
-static void drop(wf__task *t, uint32_t what)
+/* Change t's references (handle.h); the last change frees the record. */
+static inline void refs(wf__task *t, int dhandles, int dpins, int drunning)
 {
     wf__runtime *rt = t->rt;
-    /* Giving back the last handle: kill the id first, while the record is
-     * certainly alive (the caller holds that handle; only the runtime's bit
-     * can change concurrently). */
-    if (what == REF_HANDLE && live_handles(t) == 1)
-        wf__handle_retire(&rt->handles, t);
-    /* acq_rel: the last dropper must see every write of the other holders
-     * (the outcome, the scheduler's stack release) before freeing. */
-    uint32_t old = atomic_fetch_sub_explicit(&t->refs, what, memory_order_acq_rel);
-    wf__assert(old >= what, "task reference count underflow");
-    if (old == what) {
-        wf__worker *w = wf__tls_worker();
-        wf__handle_release(&rt->handles, w && w->rt == rt ? &w->handles : NULL, t);
+    wf__worker *w = wf__tls_worker();
+    wf__handle_refs(&rt->handles, w && w->rt == rt ? &w->handles : NULL, t, dhandles, dpins, drunning);
+}
+
+int wf__task_pin(wf__runtime *rt, wf_task_t id, wf__task **out)
+{
+    /* A task may always name itself (wf_self()), even once no handle to it
+     * is left (a detached task): its running reference keeps it alive. */
+    wf__task *self = wf__current();
+    if (self && self->id == id) {
+        int e = wf__handle_add(self, WF__REF_PIN);
+        *out = e ? NULL : self;
+        return e;
     }
+    return wf__handle_pin(&rt->handles, id, out);
+}
+
+int wf__task_claim(wf__runtime *rt, wf_task_t id, wf__task **out)
+{
+    return wf__handle_claim(&rt->handles, id, out);
+}
+
+void wf__task_unpin(wf__task *t)
+{
+    refs(t, 0, -1, 0);
+}
+
+void wf__task_unclaim(wf__task *t)
+{
+    refs(t, +1, -1, 0);
 }
 
 void wf__task_unref(wf__task *t)
 {
-    drop(t, REF_HANDLE);
+    refs(t, -1, 0, 0);
 }
 
-void wf__task_ref(wf__task *t)
+int wf__task_ref(wf__task *t)
 {
-    /* relaxed: the caller holds a reference, so the record cannot go away;
-     * the count itself orders nothing. */
-    atomic_fetch_add_explicit(&t->refs, REF_HANDLE, memory_order_relaxed);
+    return wf__handle_add(t, WF__REF_HANDLE);
 }
 
 uint32_t wf__task_handles(const wf__task *t)
 {
-    return live_handles(t);
+    return wf__ref_handles(atomic_load_explicit(&t->slot->word, memory_order_acquire));
 }
 
 /* Owner-only counter bump: a plain load and store, no locked instruction.
@@ -112,7 +118,7 @@ static inline void count_up(_Atomic uint64_t *c)
 
 void wf__task_retire(wf__runtime *rt, wf__task *t)
 {
-    drop(t, REF_RUNNING);
+    refs(t, 0, 0, -1);
     wf__worker *w = wf__tls_worker();
     wf__assert(w && w->rt == rt, "tasks are retired by their runtime's workers");
     count_up(&w->retired);
@@ -233,7 +239,16 @@ void wf__task_finish(wf__task *t, int status, void *result)
 void wf__task_run(wf__task *t)
 {
     void *result = NULL;
-    int status = t->fn(t->arg, &result);
+    int status;
+    if (wf__likely(t->fn)) {
+        status = t->fn(t->arg, &result);
+    } else {
+        /* Cancelled before it ever ran (fiber.c, first_run): the body never
+         * runs; the drop callback releases its argument. */
+        if (t->drop)
+            t->drop(t->arg);
+        status = -ECANCELED;
+    }
     wf__task_finish(t, status, result);
 }
 
@@ -259,16 +274,6 @@ bool wf__task_remove_hook(wf__task *t, wf__done_hook *h)
 }
 
 /* --- public API -------------------------------------------------------- */
-
-/* The task named by `id`. A task may always name itself (wf_self()), even
- * once no handle to it is left (a detached task). */
-static wf__task *lookup(wf__runtime *rt, wf_task_t id)
-{
-    wf__task *self = wf__current();
-    if (self && self->id == id)
-        return self;
-    return wf__handle_get(&rt->handles, id);
-}
 
 int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
 {
@@ -307,7 +312,6 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
     t->qnext = NULL;
     atomic_init(&t->park, 0);
     atomic_init(&t->life, WF__LIFE_PENDING);
-    atomic_init(&t->refs, REF_HANDLE | REF_RUNNING);
     /* A task spawned while the runtime shuts down starts cancelled. */
     atomic_init(&t->cancel, atomic_load_explicit(&rt->closing, memory_order_acquire) ? 1 : 0);
     atomic_init(&t->where, WF__WHERE_QUEUED);
@@ -339,8 +343,7 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
         t->name[n] = '\0';
     }
 
-    t->id = wf__handle_alloc(&rt->handles, w ? &w->handles : NULL, t);
-    if (!t->id) {
+    if (!wf__handle_alloc(&rt->handles, w ? &w->handles : NULL, t)) {
         wf__task_free_record(t);
         return -ENOMEM;
     }
@@ -360,43 +363,52 @@ int wf_join_until(wf_task_t id, int64_t deadline, int *status, void **result)
         return -EPERM;
     if (deadline < WF_FOREVER)
         return -EINVAL;
-    wf__task *t = lookup(self->rt, id);
-    if (!t || live_handles(t) == 0)
-        return -EINVAL;
-    if (t == self)
-        return -EDEADLK;
-
-    if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE) {
-        wf__waitnode node;
-        wf__spin_lock(&t->jlock);
-        if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE) {
-            node.task = self;
-            node.data = NULL;
-            node.seq = wf__park_begin(self, 0);
-            wf__list_push_back(&t->joiners, &node.link);
-            wf__spin_unlock(&t->jlock);
-            unsigned r = wf__park_commit(self, node.seq, deadline);
-            if (r != WF__R_WOKEN) {
-                wf__spin_lock(&t->jlock);
-                if (wf__link_linked(&node.link))
-                    wf__list_unlink(&node.link);
-                wf__spin_unlock(&t->jlock);
-                if (r != WF__R_TIMEDOUT)
-                    return wf__park_errno(r); /* cancelled, or the scope expired */
-                /* Timed out; but if it ended meanwhile, the outcome wins. */
-                if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE)
-                    return -ETIMEDOUT;
-            }
-        } else {
-            wf__spin_unlock(&t->jlock);
-        }
+    if (id == self->id)
+        return wf__task_handles(self) ? -EDEADLK : -EINVAL;
+    wf__task *t;
+    int e = wf__task_claim(self->rt, id, &t);
+    if (e)
+        return e;
+    e = wf__join_claimed(self, t, deadline);
+    if (e) {
+        wf__task_unclaim(t); /* the handle stays the caller's */
+        return e;
     }
     if (status)
         *status = t->status;
     if (result)
         *result = t->result;
-    wf__task_unref(t);
+    wf__task_unpin(t); /* the claimed handle is consumed */
     return 0;
+}
+
+int wf__join_claimed(wf__task *self, wf__task *t, int64_t deadline)
+{
+    /* acquire: pairs with wf__task_finish's release of DONE (the outcome). */
+    if (atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE)
+        return 0;
+    wf__waitnode node;
+    wf__spin_lock(&t->jlock);
+    if (atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE) {
+        wf__spin_unlock(&t->jlock);
+        return 0;
+    }
+    node.task = self;
+    node.data = NULL;
+    node.seq = wf__park_begin(self, 0);
+    wf__list_push_back(&t->joiners, &node.link);
+    wf__spin_unlock(&t->jlock);
+    unsigned r = wf__park_commit(self, node.seq, deadline);
+    if (r == WF__R_WOKEN)
+        return 0;
+    wf__spin_lock(&t->jlock);
+    if (wf__link_linked(&node.link))
+        wf__list_unlink(&node.link);
+    wf__spin_unlock(&t->jlock);
+    if (r != WF__R_TIMEDOUT)
+        return wf__park_errno(r); /* cancelled, or the scope expired */
+    /* Timed out; but if it ended meanwhile, the outcome wins. */
+    return atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE ? 0 : -ETIMEDOUT;
 }
 
 int wf_join(wf_task_t id, int *status, void **result)
@@ -409,10 +421,11 @@ int wf_detach(wf_task_t id)
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    wf__task *t = lookup(rt, id);
-    if (!t || live_handles(t) == 0)
-        return -EINVAL;
-    wf__task_unref(t);
+    wf__task *t;
+    int e = wf__task_claim(rt, id, &t);
+    if (e)
+        return e;
+    wf__task_unpin(t);
     return 0;
 }
 
@@ -421,12 +434,29 @@ int wf_task_ref(wf_task_t id)
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    wf__task *t = lookup(rt, id);
-    if (!t || live_handles(t) == 0)
-        return -EINVAL;
-    /* relaxed: the caller holds a handle, so the record cannot go away. */
-    atomic_fetch_add_explicit(&t->refs, REF_HANDLE, memory_order_relaxed);
-    return 0;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
+    /* A detached task naming itself has no handle to copy. */
+    e = wf__task_handles(t) ? wf__task_ref(t) : -EINVAL;
+    wf__task_unpin(t);
+    return e;
+}
+
+bool wf__task_cancel(wf__task *t, const char *msg)
+{
+    if (atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE)
+        return false;
+    /* release: the task reads its message (acquire) after its wait was
+     * cancelled by the increment below, which comes after this store. */
+    atomic_store_explicit(&t->cancel_msg, msg, memory_order_release);
+    /* seq_cst: the canceller's half of the Dekker pair with the settle of
+     * the task's wait (count first, then look at the park word; park.h,
+     * "NO CANCEL IS LOST"). */
+    atomic_fetch_add_explicit(&t->cancel, 1, memory_order_seq_cst);
+    wf__park_interrupt(t);
+    return true;
 }
 
 int wf_cancel(wf_task_t id)
@@ -434,18 +464,13 @@ int wf_cancel(wf_task_t id)
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    wf__task *t = lookup(rt, id);
-    if (!t)
-        return -EINVAL;
-    if (atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE)
-        return -EALREADY;
-    /* seq_cst: the canceller's half of the Dekker pair with the settle of
-     * the task's wait (count first, then look at the park word; park.h,
-     * "NO CANCEL IS LOST"). */
-    atomic_store_explicit(&t->cancel_msg, NULL, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->cancel, 1, memory_order_seq_cst);
-    wf__park_interrupt(t);
-    return 0;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
+    e = wf__task_cancel(t, NULL) ? 0 : -EALREADY;
+    wf__task_unpin(t);
+    return e;
 }
 
 int wf_cancelling(wf_task_t id)
@@ -453,10 +478,13 @@ int wf_cancelling(wf_task_t id)
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    wf__task *t = lookup(rt, id);
-    if (!t)
-        return -EINVAL;
-    return (int)atomic_load_explicit(&t->cancel, memory_order_relaxed);
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
+    int n = (int)atomic_load_explicit(&t->cancel, memory_order_relaxed);
+    wf__task_unpin(t);
+    return n;
 }
 
 int wf_uncancel(void)
@@ -488,14 +516,8 @@ wf_task_t wf_self(void)
     return self ? self->id : WF_TASK_NONE;
 }
 
-int wf_task_state(wf_task_t id)
+static int state_of(wf__task *t)
 {
-    wf__runtime *rt = wf__tls_runtime();
-    if (!rt)
-        return -EPERM;
-    wf__task *t = lookup(rt, id);
-    if (!t)
-        return -EINVAL;
     uint32_t life = atomic_load_explicit(&t->life, memory_order_acquire);
     if (life == WF__LIFE_DONE)
         return WF_TASK_DONE;
@@ -509,15 +531,32 @@ int wf_task_state(wf_task_t id)
     return WF_TASK_RUNNABLE;
 }
 
+int wf_task_state(wf_task_t id)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
+    int st = state_of(t);
+    wf__task_unpin(t);
+    return st;
+}
+
 int wf_task_done(wf_task_t id)
 {
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    wf__task *t = lookup(rt, id);
-    if (!t)
-        return -EINVAL;
-    return atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
+    int done = atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE;
+    wf__task_unpin(t);
+    return done;
 }
 
 int wf_task_outcome(wf_task_t id, int *status, void **result)
@@ -525,16 +564,20 @@ int wf_task_outcome(wf_task_t id, int *status, void **result)
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    wf__task *t = lookup(rt, id);
-    if (!t)
-        return -EINVAL;
-    if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE)
-        return -EAGAIN;
-    if (status)
-        *status = t->status;
-    if (result)
-        *result = t->result;
-    return 0;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
+    if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE) {
+        e = -EAGAIN;
+    } else {
+        if (status)
+            *status = t->status;
+        if (result)
+            *result = t->result;
+    }
+    wf__task_unpin(t);
+    return e;
 }
 
 int wf_task_name(wf_task_t id, char *buf, size_t len)
@@ -544,13 +587,15 @@ int wf_task_name(wf_task_t id, char *buf, size_t len)
         return -EPERM;
     if (!buf || !len)
         return -EINVAL;
-    wf__task *t = lookup(rt, id);
-    if (!t)
-        return -EINVAL;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
     const char *name = wf__task_name(t);
     size_t i = 0;
     for (; i + 1 < len && name[i]; i++)
         buf[i] = name[i];
     buf[i] = '\0';
+    wf__task_unpin(t);
     return 0;
 }

@@ -12,10 +12,10 @@
  *            release, read with acquire). The stack is recycled by the
  *            scheduler after the last switch away from it.
  *
- * REFERENCES (task->refs): one per live handle (wf_spawn gives one,
- * wf_task_ref adds one, wf_join/wf_detach give one back) plus one held by the
- * runtime from spawn until the fiber's last switch-out. The last one to go
- * retires the handle slot and frees the record.
+ * REFERENCES live in the task's handle-table slot (handle.h): handles,
+ * pins (calls in progress) and the runtime's running reference, all in one
+ * atomic word, so a lookup and the last release can never miss each other.
+ * The last one to go frees the slot and the record.
  */
 #ifndef WF_TASK_H
 #define WF_TASK_H
@@ -44,7 +44,6 @@ typedef struct wf__task {
     struct wf__task *qnext;  /* link in the inject queue or a batch */
     _Atomic uint64_t park;   /* the park word, park.h */
     _Atomic uint32_t life;   /* WF__LIFE_* */
-    _Atomic uint32_t refs;
     _Atomic uint32_t cancel;  /* pending cancellation requests */
     _Atomic uint8_t where;    /* WF__WHERE_*, advisory */
     /* 1 while a settler reads this task after publishing PARKED (park.h,
@@ -57,7 +56,8 @@ typedef struct wf__task {
     void *arg;
     void (*drop)(void *arg); /* instead of fn if cancelled before start */
     struct wf__runtime *rt;
-    uint64_t id; /* this task's handle value */
+    uint64_t id;           /* this task's handle value */
+    struct wf__slot *slot; /* its handle-table slot: the references */
     /* --- outcome: written by the task before DONE --- */
     void *result;
     int status;
@@ -167,13 +167,39 @@ bool wf__task_add_hook(wf__task *t, wf__done_hook *h);
  * use by the runtime and may be freed. */
 bool wf__task_remove_hook(wf__task *t, wf__done_hook *h);
 
-/* Add one handle reference to `t`, for runtime code that already holds
- * one (or otherwise knows the record is alive); given back with
- * wf__task_unref. */
-void wf__task_ref(wf__task *t);
+/* Pin the task named by `id` for the duration of a call (handle.h: any
+ * live handle, or the caller itself, which may always name itself). 0 and
+ * *out, or -EINVAL (dead or invalid handle) or -EOVERFLOW (too many calls
+ * in flight on one task). Give the pin back with wf__task_unpin. */
+int wf__task_pin(struct wf__runtime *rt, uint64_t id, wf__task **out);
 
-/* The number of live handle references to `t` (a snapshot). */
+/* Claim one of the handles of `id` for a call that consumes it (join,
+ * detach, gather): as wf__task_pin, but -EINVAL also when no handle is left
+ * to consume. The call ends with wf__task_unpin (the handle is consumed)
+ * or wf__task_unclaim (it is given back: the call failed). */
+int wf__task_claim(struct wf__runtime *rt, uint64_t id, wf__task **out);
+void wf__task_unpin(wf__task *t);
+void wf__task_unclaim(wf__task *t);
+
+/* Add one handle to `t`, which the caller keeps alive (a pin or a handle
+ * of its own): 0, or -EOVERFLOW past 65535 handles. Given back with
+ * wf__task_unref. */
+int wf__task_ref(wf__task *t);
+
+/* Drop one handle; the last reference frees the record. */
+void wf__task_unref(wf__task *t);
+
+/* The number of live handles to `t` (a snapshot). */
 uint32_t wf__task_handles(const wf__task *t);
+
+/* Wait (cancellably, until `deadline`) for `t`, which the caller has
+ * pinned or claimed, to end: 0 once it has (its outcome is readable),
+ * -ETIMEDOUT, -ECANCELED. */
+int wf__join_claimed(wf__task *self, wf__task *t, int64_t deadline);
+
+/* Request cancellation of `t` (kept alive by the caller) with `msg`: false
+ * if it has already ended. */
+bool wf__task_cancel(wf__task *t, const char *msg);
 
 /* Keep `rt` from finishing (wf_run's shutdown waits for it as for one more
  * live task) while a thread outside it submits work; the caller must know
@@ -184,9 +210,6 @@ void wf__runtime_unhold(struct wf__runtime *rt);
 
 /* Free a record (the handle table calls it once nothing refers to it). */
 void wf__task_free_record(wf__task *t);
-
-/* Drop one reference; the last frees the record and retires its handle. */
-void wf__task_unref(wf__task *t);
 
 /* The task running on this thread, or NULL (scheduler context, foreign
  * thread). */

@@ -39,8 +39,10 @@ typedef struct wf_spawn_opts {
     /** Name shown in overflow reports and task dumps (copied, truncated to
      * 31 bytes). NULL: "task". */
     const char *name;
-    /** Stack size in bytes, rounded up to pages; 0: the runtime's default.
-     * Between 16 KiB and 1 GiB. */
+    /** Stack size in bytes; 0: the runtime's default. Between 16 KiB and
+     * 1 GiB. A size other than the default is rounded up to a power of two
+     * (the size classes of the stack pool: any number of distinct sizes
+     * works; the extra virtual space costs no memory until touched). */
     size_t stack_size;
     /** Worker the task is pinned to for its whole life, or -1 for any. A
      * pinned task is never stolen. */

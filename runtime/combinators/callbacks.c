@@ -32,12 +32,15 @@ int wf_task_add_done_callback(wf_task_t id, wf_done_fn fn, void *arg)
         return -EPERM;
     if (!fn)
         return -EINVAL;
-    wf__task *t = wf__combo_lookup(rt, id);
-    if (!t)
-        return -EINVAL;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
     callback *c = malloc(sizeof *c);
-    if (!c)
+    if (!c) {
+        wf__task_unpin(t);
         return -ENOMEM;
+    }
     c->ah.hook.fn = NULL; /* an after-hook */
     c->ah.run = run_callback;
     c->ah.next = NULL;
@@ -50,6 +53,7 @@ int wf_task_add_done_callback(wf_task_t id, wf_done_fn fn, void *arg)
         fn(id, t->status, t->result, arg);
         free(c);
     }
+    wf__task_unpin(t);
     return 0;
 }
 
@@ -60,9 +64,10 @@ int wf_task_remove_done_callback(wf_task_t id, wf_done_fn fn, void *arg)
         return -EPERM;
     if (!fn)
         return -EINVAL;
-    wf__task *t = wf__combo_lookup(rt, id);
-    if (!t)
-        return -EINVAL;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
     /* Unlink the matching records under jlock: once off the list, the
      * task's end can no longer reach them, and they are ours to free. */
     callback *gone = NULL;
@@ -85,6 +90,7 @@ int wf_task_remove_done_callback(wf_task_t id, wf_done_fn fn, void *arg)
         l = next;
     }
     wf__spin_unlock(&t->jlock);
+    wf__task_unpin(t);
     while (gone) {
         callback *c = gone;
         gone = (callback *)c->ah.next;

@@ -16,10 +16,13 @@ int wf_cancel_msg(wf_task_t id, const char *msg)
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    wf__task *t = wf__combo_lookup(rt, id);
-    if (!t)
-        return -EINVAL;
-    return wf__combo_cancel(t, msg) ? 0 : -EALREADY;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
+    e = wf__task_cancel(t, msg) ? 0 : -EALREADY;
+    wf__task_unpin(t);
+    return e;
 }
 
 int wf_cancel_message(wf_task_t id, const char **msg)
@@ -29,11 +32,13 @@ int wf_cancel_message(wf_task_t id, const char **msg)
         return -EPERM;
     if (!msg)
         return -EINVAL;
-    wf__task *t = wf__combo_lookup(rt, id);
-    if (!t)
-        return -EINVAL;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
     /* acquire: pairs with the canceller's release store of the message. */
     *msg = atomic_load_explicit(&t->cancel_msg, memory_order_acquire);
+    wf__task_unpin(t);
     return 0;
 }
 
@@ -42,13 +47,14 @@ int wf_task_cancelled(wf_task_t id)
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    wf__task *t = wf__combo_lookup(rt, id);
-    if (!t)
-        return -EINVAL;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
     /* acquire: pairs with wf__task_finish's release (the status). */
-    if (atomic_load_explicit(&t->life, memory_order_acquire) != WF__LIFE_DONE)
-        return 0;
-    return t->status == -ECANCELED;
+    int r = atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE && t->status == -ECANCELED;
+    wf__task_unpin(t);
+    return r;
 }
 
 /* --- shield ------------------------------------------------------------------ */
@@ -81,11 +87,17 @@ int wf_shield(wf_task_t id, wf_task_t *out)
         return -EPERM;
     if (!out)
         return -EINVAL;
-    wf__task *t = wf__combo_lookup(rt, id);
-    if (!t || wf__task_handles(t) == 0)
-        return -EINVAL;
+    wf__task *t;
+    int e = wf__task_pin(rt, id, &t);
+    if (e)
+        return e;
     _Static_assert(sizeof(wf_task_t) <= sizeof(uintptr_t), "a handle travels in a pointer");
-    wf__task_ref(t); /* the shield's own reference */
+    /* The shield's own handle (none to copy for a detached task naming
+     * itself). */
+    e = wf__task_handles(t) ? wf__task_ref(t) : -EINVAL;
+    wf__task_unpin(t);
+    if (e)
+        return e;
     wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
     o.name = "shield";
     o.drop = shield_drop;

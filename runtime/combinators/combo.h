@@ -37,14 +37,8 @@
 
 /* --- tasks ----------------------------------------------------------------- */
 
-/* The task named by `id` in `rt`, or NULL for a dead or invalid handle. A
- * task may always name itself, as in task.c. */
-wf__task *wf__combo_lookup(wf__runtime *rt, wf_task_t id);
-
-/* Like wf_cancel(), with `msg` as the request's message (may be NULL).
- * Any thread; the caller guarantees the record is alive. Returns false if
- * the task had already ended (nothing recorded). */
-bool wf__combo_cancel(wf__task *t, const char *msg);
+/* Handles are pinned or claimed with wf__task_pin / wf__task_claim and
+ * cancelled with wf__task_cancel (task.h). */
 
 /* Wait, without being interruptible by cancellation or timeout scopes,
  * until `t` has ended. Consumes nothing. Fiber only (self). Used after a
@@ -62,14 +56,14 @@ static inline bool wf__status_exception(int st)
     return st != 0 && st != -ECANCELED;
 }
 
-/* Check that each of the n records in `ts` (duplicates allowed) has at
- * least as many live handles as it appears times. `table` is scratch room
- * for `cap` entries, a power of two >= 2n. */
-typedef struct wf__combo_count {
-    wf__task *t;
-    size_t count;
-} wf__combo_count;
-bool wf__combo_check_handles(wf__task *const *ts, size_t n, wf__combo_count *table, size_t cap);
+/* Pin (claim = false) or claim (true) the n tasks named by ids[] into
+ * ts[], all or nothing: -EINVAL for a dead handle (or, when claiming, one
+ * with fewer handles left than it appears in ids[]), -EDEADLK for the
+ * caller itself, -EOVERFLOW (task.h); on failure nothing is taken. */
+int wf__combo_take_all(wf__task *self, const wf_task_t *ids, size_t n, bool claim, wf__task **ts);
+/* Give back what wf__combo_take_all took, once the call is done (a claim
+ * is then consumed). */
+void wf__combo_unpin_all(wf__task *const *ts, size_t n);
 
 /* --- the watch ------------------------------------------------------------- */
 

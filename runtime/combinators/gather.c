@@ -1,15 +1,15 @@
 /* gather.c - wf_gather (asyncio.gather), on the watch (combo.h).
  *
  * One call, step by step:
- *  1. Look every handle up and check the caller holds enough references
- *     (nothing is consumed or changed if that fails).
+ *  1. Claim one handle per entry (handle.h): all or nothing, so nothing
+ *     is consumed or changed if one is dead or already consumed.
  *  2. Arm a watch over the tasks and park until the mode's condition holds:
  *     all ended (collect), or all ended / one failed (fail fast).
  *  3. If the wait ended otherwise (cancelled, deadline, scope), or a task
  *     failed and the caller asked for it, cancel every task that has not
  *     ended and wait, uninterruptibly, until they all have.
- *  4. Disarm, report the outcomes, and give back one reference per task:
- *     tasks still running (fail fast) are thereby detached.
+ *  4. Disarm, report the outcomes, and complete the claims (the handles
+ *     are consumed): tasks still running (fail fast) are thereby detached.
  */
 #include "combo.h"
 
@@ -23,7 +23,7 @@ static void cancel_rest(wf__watch *w, const char *msg)
         bool fired = w->fired[i];
         wf__spin_unlock(&w->lock);
         if (!fired)
-            wf__combo_cancel(w->tasks[i], msg); /* alive: we hold a reference */
+            wf__task_cancel(w->tasks[i], msg); /* alive: we hold a reference */
     }
 }
 
@@ -44,30 +44,16 @@ int wf_gather(const wf_task_t *ids, size_t n, unsigned flags, int64_t deadline, 
         return 0;
     }
 
-    /* Step 1. */
-    size_t cap = 2;
-    while (cap < 2 * n)
-        cap <<= 1;
-    wf__task **ts = malloc(n * sizeof *ts + cap * sizeof(wf__combo_count));
+    /* Step 1: claim one handle per entry (a task listed twice needs two),
+     * all or nothing. */
+    wf__task **ts = malloc(n * sizeof *ts);
     if (!ts)
         return -ENOMEM;
-    int err = 0;
-    for (size_t i = 0; i < n; i++) {
-        ts[i] = wf__combo_lookup(self->rt, ids[i]);
-        if (!ts[i]) {
-            err = -EINVAL;
-            break;
-        }
-        if (ts[i] == self) {
-            err = -EDEADLK;
-            break;
-        }
-    }
-    if (!err && !wf__combo_check_handles(ts, n, (wf__combo_count *)(void *)(ts + n), cap))
-        err = -EINVAL;
+    int err = wf__combo_take_all(self, ids, n, true, ts);
     wf__watch w;
-    if (!err)
-        err = wf__watch_init(&w, ts, n);
+    if (!err && (err = wf__watch_init(&w, ts, n)) < 0)
+        for (size_t i = 0; i < n; i++)
+            wf__task_unclaim(ts[i]);
     free(ts);
     if (err)
         return err;
@@ -120,7 +106,7 @@ int wf_gather(const wf_task_t *ids, size_t n, unsigned flags, int64_t deadline, 
                 out[i].result = NULL;
             }
         }
-        wf__task_unref(t);
+        wf__task_unpin(t); /* the claimed handle is consumed */
     }
     wf__watch_free(&w);
     return ret;

@@ -82,7 +82,7 @@ static void abort_locked(group *g)
     for (wf__link *l = g->children.next; l != &g->children; l = l->next) {
         child *c = wf__container_of(l, child, link);
         if (c->t && !c->done)
-            wf__combo_cancel(c->t, NULL);
+            wf__task_cancel(c->t, NULL);
     }
 }
 
@@ -109,7 +109,7 @@ static void child_ended(child *c, wf__task *t)
             abort_locked(g);
             if (!g->waiting && !g->parent_cancel_requested) {
                 g->parent_cancel_requested = true;
-                wf__combo_cancel(g->parent, NULL);
+                wf__task_cancel(g->parent, NULL);
             }
         }
     }
@@ -206,7 +206,7 @@ int wf_group_spawn(wf_group_t *gu, wf_task_t *out, wf_fn fn, void *arg, const wf
     }
     wf__task *t = wf__handle_get(&rt->handles, id); /* alive: we hold its handle */
     if (out) {
-        wf__task_ref(t);
+        (void)wf__task_ref(t); /* a new task: far from the maximum */
         *out = id;
     }
 
@@ -216,7 +216,7 @@ int wf_group_spawn(wf_group_t *gu, wf_task_t *out, wf_fn fn, void *arg, const wf
     bool cancel_now = g->aborting;
     wf__spin_unlock(&g->lock);
     if (cancel_now)
-        wf__combo_cancel(t, NULL);
+        wf__task_cancel(t, NULL);
 
     /* Step 4. */
     if (!wf__task_add_hook(t, &c->hook))

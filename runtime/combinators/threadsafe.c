@@ -301,7 +301,7 @@ int wf_run_threadsafe(wf_runtime_t h, wf_fn fn, void *arg, int64_t deadline, int
     wf__tls_set(NULL, NULL);
     bool timed_out = !block(&w, deadline);
     if (timed_out) {
-        wf__combo_cancel(t, NULL); /* alive: we still hold its handle */
+        wf__task_cancel(t, NULL); /* alive: we still hold its handle */
         block(&w, WF_FOREVER);
     }
     wf__task_remove_hook(t, &w.hook); /* the hook has finished with w */

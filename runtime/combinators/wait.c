@@ -5,20 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Look up n handles into ts[]; -EINVAL for a dead one, -EDEADLK for the
- * caller itself. */
-static int lookup_all(wf__task *self, const wf_task_t *ids, size_t n, wf__task **ts)
-{
-    for (size_t i = 0; i < n; i++) {
-        ts[i] = wf__combo_lookup(self->rt, ids[i]);
-        if (!ts[i] || (ts[i] != self && wf__task_handles(ts[i]) == 0))
-            return -EINVAL;
-        if (ts[i] == self)
-            return -EDEADLK;
-    }
-    return 0;
-}
-
 /* --- wait ------------------------------------------------------------------ */
 
 int wf_wait(const wf_task_t *ids, size_t n, int when, int64_t deadline, bool *done)
@@ -45,16 +31,18 @@ int wf_wait(const wf_task_t *ids, size_t n, int when, int64_t deadline, bool *do
     wf__task **ts = malloc(n * sizeof *ts);
     if (!ts)
         return -ENOMEM;
-    int err = lookup_all(self, ids, n, ts);
+    /* Pinned, not consumed: asyncio.wait leaves the tasks to the caller. */
+    int err = wf__combo_take_all(self, ids, n, false, ts);
     wf__watch w;
-    if (!err)
-        err = wf__watch_init(&w, ts, n);
+    if (!err && (err = wf__watch_init(&w, ts, n)) < 0)
+        wf__combo_unpin_all(ts, n);
     free(ts);
     if (err)
         return err;
     wf__watch_arm(&w);
     unsigned r = wf__watch_wait(&w, self, mode, deadline, 0);
     wf__watch_disarm(&w);
+    wf__combo_unpin_all(w.tasks, w.n);
     int ret;
     if (r == WF__R_CANCELLED) {
         ret = -ECANCELED;
@@ -80,30 +68,35 @@ int wf_wait_for(wf_task_t id, int64_t deadline, int *status, void **result)
         return -EPERM;
     if (deadline < WF_FOREVER)
         return -EINVAL;
-    wf__task *t = wf__combo_lookup(self->rt, id);
-    if (!t || wf__task_handles(t) == 0)
-        return -EINVAL;
-    if (t == self)
-        return -EDEADLK;
-    /* The join consumes the reference when it returns 0. It returns
-     * -ETIMEDOUT for its own deadline and for an expired scope alike. */
-    int r = wf_join_until(id, deadline, status, result);
-    if (r != -ETIMEDOUT && r != -ECANCELED)
-        return r;
-    /* Cancel the task (passing on the caller's message if the caller was
-     * cancelled) and wait for it to end: no outcome is left behind. */
-    const char *msg = r == -ECANCELED ? atomic_load_explicit(&self->cancel_msg, memory_order_acquire) : NULL;
-    wf__combo_cancel(t, msg);
-    wf__await_end(self, t);
-    int st = t->status;
+    if (id == self->id)
+        return wf__task_handles(self) ? -EDEADLK : -EINVAL;
+    wf__task *t;
+    int e = wf__task_claim(self->rt, id, &t);
+    if (e)
+        return e;
+    /* -ETIMEDOUT for its own deadline and for an expired scope alike. */
+    int r = wf__join_claimed(self, t, deadline);
+    int st;
+    if (r == 0) {
+        st = t->status;
+    } else {
+        /* Cancel the task (passing on the caller's message if the caller
+         * was cancelled) and wait for it to end: no outcome is left
+         * behind, and the handle is consumed either way. */
+        const char *msg =
+            r == -ECANCELED ? atomic_load_explicit(&self->cancel_msg, memory_order_acquire) : NULL;
+        wf__task_cancel(t, msg);
+        wf__await_end(self, t);
+        st = t->status;
+        if (r != -ECANCELED)
+            r = st == -ECANCELED ? -ETIMEDOUT : 0;
+    }
     if (status)
         *status = st;
     if (result)
         *result = t->result;
-    wf__task_unref(t);
-    if (r == -ECANCELED)
-        return -ECANCELED;
-    return st == -ECANCELED ? -ETIMEDOUT : 0;
+    wf__task_unpin(t);
+    return r;
 }
 
 /* --- as_completed -------------------------------------------------------------- */
@@ -129,7 +122,17 @@ int wf_as_completed_start(wf_as_completed_t **itp, const wf_task_t *ids, size_t 
     wf__task **ts = malloc((n ? n : 1) * sizeof *ts);
     if (!ts)
         return -ENOMEM;
-    int err = lookup_all(self, ids, n, ts);
+    int err = wf__combo_take_all(self, ids, n, false, ts);
+    if (err) {
+        free(ts);
+        return err;
+    }
+    /* The iterator's own handles keep every record alive while its hooks
+     * are registered, whatever the caller does with its handles; the pins
+     * taken above hold them until then. */
+    size_t refd = 0;
+    while (refd < n && (err = wf__task_ref(ts[refd])) == 0)
+        refd++;
     wf_as_completed_t *it = NULL;
     if (!err) {
         it = malloc(sizeof *it + n);
@@ -140,6 +143,10 @@ int wf_as_completed_start(wf_as_completed_t **itp, const wf_task_t *ids, size_t 
         free(it);
         it = NULL;
     }
+    if (err)
+        for (size_t i = 0; i < refd; i++)
+            wf__task_unref(ts[i]);
+    wf__combo_unpin_all(ts, n);
     free(ts);
     if (err)
         return err;
@@ -148,10 +155,6 @@ int wf_as_completed_start(wf_as_completed_t **itp, const wf_task_t *ids, size_t 
     it->deadline = deadline;
     it->rt = self->rt;
     memset(it->handed, 0, n);
-    /* The iterator's own references keep every record alive while its
-     * hooks are registered, whatever the caller does with its handles. */
-    for (uint32_t i = 0; i < it->w.n; i++)
-        wf__task_ref(it->w.tasks[i]);
     wf__watch_arm(&it->w);
     *itp = it;
     return 0;

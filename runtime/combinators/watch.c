@@ -8,29 +8,6 @@
 
 /* --- tasks ----------------------------------------------------------------- */
 
-wf__task *wf__combo_lookup(wf__runtime *rt, wf_task_t id)
-{
-    wf__task *self = wf__current();
-    if (self && self->id == id)
-        return self;
-    return wf__handle_get(&rt->handles, id);
-}
-
-bool wf__combo_cancel(wf__task *t, const char *msg)
-{
-    if (atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE)
-        return false;
-    /* release: the task reads its message (acquire) after its wait was
-     * cancelled by the increment below, which comes after this store. */
-    atomic_store_explicit(&t->cancel_msg, msg, memory_order_release);
-    /* seq_cst: the canceller's half of the Dekker pair with the settle of
-     * the task's wait (count first, then look at the park word; park.h,
-     * "NO CANCEL IS LOST"), as wf_cancel. */
-    atomic_fetch_add_explicit(&t->cancel, 1, memory_order_seq_cst);
-    wf__park_interrupt(t);
-    return true;
-}
-
 void wf__await_end(wf__task *self, wf__task *t)
 {
     /* acquire: pairs with wf__task_finish's release of DONE (the outcome). */
@@ -51,25 +28,35 @@ void wf__await_end(wf__task *self, wf__task *t)
     wf__assert(r == WF__R_WOKEN, "an uninterruptible wait without deadline ends woken");
 }
 
-bool wf__combo_check_handles(wf__task *const *ts, size_t n, wf__combo_count *table, size_t cap)
+int wf__combo_take_all(wf__task *self, const wf_task_t *ids, size_t n, bool claim, wf__task **ts)
 {
-    /* Open addressing on the record's address, counting occurrences: O(n).
-     * cap is a power of two at least 2n, so probing always ends. */
-    for (size_t i = 0; i < cap; i++)
-        table[i].t = NULL;
-    size_t mask = cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t h = (size_t)(((uintptr_t)ts[i] >> 4) * 0x9E3779B97F4A7C15ull) & mask;
-        while (table[h].t && table[h].t != ts[i])
-            h = (h + 1) & mask;
-        if (!table[h].t) {
-            table[h].t = ts[i];
-            table[h].count = 1;
-        } else if (++table[h].count > wf__task_handles(ts[i])) {
-            return false;
+    int err = 0;
+    size_t i = 0;
+    for (; i < n; i++) {
+        if (ids[i] == self->id) {
+            err = wf__task_handles(self) ? -EDEADLK : -EINVAL;
+            break;
         }
+        err = claim ? wf__task_claim(self->rt, ids[i], &ts[i]) : wf__task_pin(self->rt, ids[i], &ts[i]);
+        if (err)
+            break;
     }
-    return true;
+    if (!err)
+        return 0;
+    /* All or nothing: a claim given back leaves the handle as it was. */
+    while (i-- > 0) {
+        if (claim)
+            wf__task_unclaim(ts[i]);
+        else
+            wf__task_unpin(ts[i]);
+    }
+    return err;
+}
+
+void wf__combo_unpin_all(wf__task *const *ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        wf__task_unpin(ts[i]);
 }
 
 /* --- the watch ------------------------------------------------------------- */

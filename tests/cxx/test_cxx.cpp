@@ -153,10 +153,19 @@ static void check_timer()
         return;
     wf_timer_t tm = WF_TIMER_INIT;
     CHECK_EQ(wf_timer_cancel(&tm), -EALREADY); // zero storage: a timer never started
-    // The callback runs outside any fiber; completing a future is allowed there.
+    // The callback runs outside any fiber; completing a future is allowed
+    // there. The completer holds its own reference (future.h): the waiter
+    // may release the future as soon as it is woken, while wf_future_set
+    // is still returning.
+    CHECK_EQ(wf_future_ref(f), 0);
     CHECK_EQ(wf_timer_start(
                  &tm, wf_deadline_in(WF_NSEC_PER_MSEC),
-                 [](void *arg) { wf_future_set(static_cast<wf_future_t *>(arg), 0, (void *)(intptr_t)42); }, f),
+                 [](void *arg) {
+                     wf_future_t *fut = static_cast<wf_future_t *>(arg);
+                     wf_future_set(fut, 0, (void *)(intptr_t)42);
+                     wf_future_release(fut);
+                 },
+                 f),
              0);
     int status = -1;
     void *r = nullptr;
