@@ -26,10 +26,13 @@ static inline __attribute__((always_inline)) unsigned commit(wf__task *self, uin
     uint64_t w = atomic_load_explicit(&self->park, memory_order_relaxed);
     wf__assert(wf__pw_seq(w) == seq, "park_commit follows its own park_begin");
     bool cancellable = !(w & WF__PW_NOCANCEL);
+    /* Runtime-internal waits (NOCANCEL without SHIELD) obey neither
+     * cancellation nor scopes; a shielded one obeys its scopes. */
+    bool scoped = cancellable || (w & WF__PW_SHIELD);
 
-    /* The timeout scope caps every cancellable wait. */
+    /* The timeout scope caps every scoped wait. */
     bool by_scope = false;
-    if (cancellable && self->scope_deadline != INT64_MAX &&
+    if (scoped && self->scope_deadline != INT64_MAX &&
         (deadline < 0 || self->scope_deadline < deadline)) {
         deadline = self->scope_deadline;
         by_scope = true;

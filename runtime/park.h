@@ -6,8 +6,8 @@
  *
  * THE PARK WORD. Each task has one 64-bit atomic word, task->park:
  *
- *   63 ............................ 8 | 7..6 |    5     |    4    | 3..0
- *   seq: the number of this wait       | 0    | NOCANCEL | PARKED  | reason
+ *   63 ............................ 8 |  7 |   6    |    5     |    4    | 3..0
+ *   seq: the number of this wait       | 0  | SHIELD | NOCANCEL | PARKED  | reason
  *
  *   reason  IDLE (no wait), WAITING, or how the wait ended: WOKEN,
  *           TIMEDOUT, CANCELLED. It moves out of WAITING exactly once per
@@ -22,6 +22,10 @@
  *           DESIGN.md closed with the same single atomic: a task is never
  *           queued while it still runs on its stack, and never lost.
  *   NOCANCEL the wait ignores cancellation (used by runtime-internal waits).
+ *   SHIELD  set with NOCANCEL for a wait inside a cleanup scope
+ *           (timeout.c): it ignores cancellation like an internal wait but,
+ *           unlike one, obeys the task's scope deadline (the cleanup
+ *           scope's own bound).
  *   seq     incremented at each wait. Wait-list nodes and the park timer
  *           remember the seq they were made for, so a decider holding a
  *           stale node or a late timer fails its CAS instead of waking a
@@ -77,6 +81,7 @@ enum {
 #define WF__PW_REASON 0xfull
 #define WF__PW_PARKED 0x10ull
 #define WF__PW_NOCANCEL 0x20ull
+#define WF__PW_SHIELD 0x40ull
 #define WF__PW_SEQ_SHIFT 8
 
 /* wf__park_begin flags */
@@ -112,7 +117,12 @@ static inline uint64_t wf__park_begin(struct wf__task *self, unsigned flags)
     /* relaxed: only the owner writes a word that is not WAITING. */
     uint64_t w = atomic_load_explicit(&self->park, memory_order_relaxed);
     uint64_t seq = wf__pw_seq(w) + 1;
-    uint64_t nw = wf__pw_word(seq, WF__R_WAITING, (flags & WF__PARK_NOCANCEL) ? WF__PW_NOCANCEL : 0);
+    uint64_t fl = 0;
+    if (flags & WF__PARK_NOCANCEL)
+        fl = WF__PW_NOCANCEL;
+    else if (wf__unlikely(self->shield))
+        fl = WF__PW_NOCANCEL | WF__PW_SHIELD; /* inside a cleanup scope */
+    uint64_t nw = wf__pw_word(seq, WF__R_WAITING, fl);
     /* release, a plain store (no locked instruction): the owner's half of
      * the Dekker pair with cancellation is not this store but the settle's
      * seq_cst CAS (wf__park_settle, "NO CANCEL IS LOST"). Wakers find the
@@ -134,7 +144,7 @@ static inline wf__decision wf__park_decide(struct wf__task *t, uint64_t seq, uns
             return WF__DECIDE_LOST;
         if (reason == WF__R_CANCELLED && (w & WF__PW_NOCANCEL))
             return WF__DECIDE_LOST;
-        uint64_t nw = wf__pw_word(seq, reason, w & WF__PW_NOCANCEL); /* PARKED cleared */
+        uint64_t nw = wf__pw_word(seq, reason, w & (WF__PW_NOCANCEL | WF__PW_SHIELD)); /* PARKED cleared */
         /* acq_rel: release publishes what the decider wrote for the waiter
          * (a node's data, an outcome); acquire pairs with the scheduler's
          * release in settle, so a decider that finds PARKED sees the fiber's

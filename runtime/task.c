@@ -12,6 +12,7 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,6 +237,27 @@ void wf__task_finish(wf__task *t, int status, void *result)
     }
 }
 
+/* A body (or drop) returned with something of its frames still open. Only
+ * the task record is read: the scope and group records lived in frames
+ * that are gone, and this function's own frame may already cover them. */
+static __attribute__((noinline, cold)) void exit_check(wf__task *t)
+{
+    if (t->groups) {
+        /* Fatal: every child still holds the group, and its end will write
+         * into that dead frame. */
+        wf__panic("task '%s' (id %#llx) returned with a task group still open: call "
+                  "wf_group_wait() before its body returns (wf_group_init, combinators.h)",
+                  wf__task_name(t), (unsigned long long)t->id);
+    }
+    if (t->scope) {
+        fprintf(stderr,
+                "weft: task '%s' (id %#llx) returned inside a %s scope it entered: call "
+                "wf_timeout_leave() before its body returns; the scope was dropped\n",
+                wf__task_name(t), (unsigned long long)t->id, t->shield ? "cleanup" : "timeout");
+        wf__timeout_unwind(t, NULL);
+    }
+}
+
 void wf__task_run(wf__task *t)
 {
     void *result = NULL;
@@ -249,6 +271,9 @@ void wf__task_run(wf__task *t)
             t->drop(t->arg);
         status = -ECANCELED;
     }
+    /* Owner-only fields, read by their owner: one test, usually false. */
+    if (wf__unlikely(t->scope || t->groups))
+        exit_check(t);
     wf__task_finish(t, status, result);
 }
 
@@ -329,6 +354,8 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
     wf__list_init(&t->hooks);
     t->scope_deadline = INT64_MAX;
     t->scope = NULL;
+    t->shield = 0;
+    t->groups = NULL;
     atomic_init(&t->cancel_msg, NULL);
     t->name = NULL;
     if (name) {
@@ -507,7 +534,8 @@ int wf_yield(void)
     if (!self)
         return -EPERM;
     wf__fiber_switch_out(self, WF__ACT_YIELD);
-    return atomic_load_explicit(&self->cancel, memory_order_relaxed) > 0 ? -ECANCELED : 0;
+    /* Inside a cleanup scope a pending cancellation is held off. */
+    return atomic_load_explicit(&self->cancel, memory_order_relaxed) > 0 && !self->shield ? -ECANCELED : 0;
 }
 
 wf_task_t wf_self(void)

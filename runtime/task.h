@@ -70,6 +70,12 @@ typedef struct wf__task {
      * and the innermost scope, for the scope code's own bookkeeping. */
     int64_t scope_deadline;
     void *scope;
+    /* Open cleanup scopes (owner only, timeout.c): while nonzero, the
+     * task's waits hold off cancellation (park.h, SHIELD). */
+    uint32_t shield;
+    /* Task groups opened by the task and not yet waited (owner only,
+     * group.c): reported if the task returns with one open. */
+    void *groups;
     /* The message of the latest cancellation request (Task.cancel(msg)). */
     _Atomic(const char *) cancel_msg;
     /* --- debugging --- */

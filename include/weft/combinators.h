@@ -231,6 +231,45 @@ int wf_timeout_when(const wf_timeout_t *tm, int64_t *deadline);
  * @return 1 or 0; -EINVAL not a scope; -EPERM not a fiber. */
 int wf_timeout_expired(const wf_timeout_t *tm);
 
+/** Enter a cleanup scope: a timeout scope that also holds off
+ * cancellation (Trio's CancelScope(shield=True) with move_on_after).
+ *
+ * Cancellation in weft is sticky: after the first -ECANCELED every wait
+ * fails at once until wf_uncancel(). That is what a task being told to
+ * stop needs, but it also makes the waits of its cleanup fail: a flush, a
+ * goodbye message, a wf_join of a helper. Inside a cleanup scope the
+ * task's waits (and wf_yield) ignore cancellation, and the deadlines of
+ * the scopes around it no longer apply; only @p deadline (and timeout
+ * scopes entered inside) bound them: once it passes, waits fail with
+ * -ETIMEDOUT, so a cleanup never hangs the task. A request that arrives
+ * or is pending meanwhile is not lost: it stays pending, and the first
+ * wait after wf_timeout_leave() fails with -ECANCELED.
+ *
+ * The pattern (see docs/api.md, "Cleanup under cancellation"):
+ * @code
+ *   int e = do_work(conn);              // -ECANCELED: told to stop
+ *   wf_timeout_t cs;
+ *   wf_cleanup_enter_in(&cs, 2 * WF_NSEC_PER_SEC);
+ *   flush_and_close(conn);              // its waits work again, 2 s at most
+ *   wf_timeout_leave(&cs);              // the cancellation is back
+ *   return e;
+ * @endcode
+ * Leave it with wf_timeout_leave() (1 if its deadline passed); it obeys
+ * the same storage and nesting rules as a timeout scope, and
+ * wf_timeout_reschedule/_when/_expired work on it.
+ * @param deadline  absolute; WF_FOREVER is refused: a cleanup is bounded.
+ * @return 0; -EINVAL NULL @p tm or a deadline that is WF_FOREVER or
+ *   negative (wf_timeout_reschedule() also refuses WF_FOREVER for it);
+ *   -EBUSY @p tm is already entered; -EPERM not a fiber.
+ * Fiber only; never blocks. Usable in a task's drop callback (which runs
+ * cancelled, in the task's own fiber: its waits fail with -ECANCELED
+ * unless inside a cleanup scope). */
+int wf_cleanup_enter(wf_timeout_t *tm, int64_t deadline);
+
+/** wf_cleanup_enter() with a deadline @p ns nanoseconds from now; a
+ * negative @p ns is refused with -EINVAL. */
+int wf_cleanup_enter_in(wf_timeout_t *tm, int64_t ns);
+
 /** @} */
 
 /** @defgroup cancel Cancellation details and shield

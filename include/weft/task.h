@@ -9,12 +9,23 @@
  * is dead, and every call made with it fails cleanly with -EINVAL: a double
  * join, or a join after detach, is reported, never undefined behaviour.
  *
- * Cancellation follows asyncio: wf_cancel() asks a task to stop; the request
- * is delivered at the task's current or next wait, which returns -ECANCELED,
- * and it stays in force (every later wait fails the same way) until the task
- * ends or withdraws it with wf_uncancel(). A task cancelled before it first
- * runs never runs (its status is -ECANCELED); wf_spawn_opts_t.drop lets
- * its argument be released then.
+ * Cancellation is sticky, as in Trio (asyncio delivers one CancelledError
+ * and then lets the task wait again): wf_cancel() asks a task to stop; the
+ * request is delivered at the task's current or next wait, which returns
+ * -ECANCELED, and it stays in force (every later wait fails the same way)
+ * until the task ends or withdraws it with wf_uncancel(). Cleanup that must
+ * still wait (a flush, a close) runs inside a cleanup scope
+ * (wf_cleanup_enter, combinators.h), which holds the request off for a
+ * bounded time. A task cancelled before it first runs never runs its body
+ * (its status is -ECANCELED); wf_spawn_opts_t.drop lets its argument be
+ * released then.
+ *
+ * Lifetime mistakes are reported when a task's body returns: a timeout or
+ * cleanup scope still entered (a warning on stderr naming the task; the
+ * scopes are dropped and the task ends normally), or a task group opened
+ * with wf_group_init() and never waited (fatal: the children would write
+ * into the body's dead stack frame; the report names the task, then the
+ * process aborts, as for a stack overflow).
  */
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
@@ -49,7 +60,9 @@ typedef struct wf_spawn_opts {
     int worker;
     /** Called with `arg` instead of the body when the task is cancelled
      * before it ever ran (then the body never runs), so that an argument
-     * the body would have released is released. NULL: nothing is called. */
+     * the body would have released is released. NULL: nothing is called.
+     * It runs in the task's own fiber, cancelled: its waits fail with
+     * -ECANCELED unless it enters a cleanup scope (wf_cleanup_enter). */
     void (*drop)(void *arg);
 } wf_spawn_opts_t;
 
@@ -92,8 +105,9 @@ int wf_detach(wf_task_t t);
 
 /** Take another reference to a task, to be given back by its own wf_join()
  * or wf_detach(). The same wf_task_t value stands for every reference.
- * @return 0; -EINVAL if @p t is not a live handle; -EPERM outside a runtime
- * thread. Never blocks. */
+ * @return 0; -EINVAL if @p t is not a live handle; -EOVERFLOW the task
+ * already has the most references a handle can count (65,535; nothing
+ * changes); -EPERM outside a runtime thread. Never blocks. */
 int wf_task_ref(wf_task_t t);
 
 /** Ask a task to stop (Task.cancel()). The task's current wait, if it is

@@ -64,6 +64,9 @@ typedef struct group {
     uint64_t seq;
     wf__link children;
     child *fhead, *ftail;
+    /* The parent's open groups, innermost first, from parent->groups
+     * (owner only): what the parent's exit check looks at (task.c). */
+    struct group *open_next;
 } group;
 
 _Static_assert(sizeof(group) <= sizeof(wf_group_t), "wf_group_t storage too small");
@@ -150,7 +153,21 @@ int wf_group_init(wf_group_t *gu)
     g->seq = 0;
     wf__list_init(&g->children);
     g->fhead = g->ftail = NULL;
+    g->open_next = self->groups;
+    self->groups = g;
     return 0;
+}
+
+/* Take `g` off its parent's list of open groups (the parent, at the end of
+ * the wait). Groups are usually left innermost first: the head. */
+static void unlink_open(wf__task *self, group *g)
+{
+    for (group **p = (group **)&self->groups; *p; p = &(*p)->open_next) {
+        if (*p == g) {
+            *p = g->open_next;
+            return;
+        }
+    }
 }
 
 int wf_group_spawn(wf_group_t *gu, wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
@@ -286,7 +303,8 @@ int wf_group_wait(wf_group_t *gu, wf_group_failure_t *failures, size_t cap)
         wf_uncancel();
     int outcome = 0;
     unsigned flags = 0;
-    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) > 0) {
+    /* A cancellation held off by a cleanup scope stays held off here. */
+    if (atomic_load_explicit(&self->cancel, memory_order_relaxed) > 0 && !self->shield) {
         outcome = -ECANCELED;
         flags = WF__PARK_NOCANCEL;
         wf__spin_lock(&g->lock);
@@ -334,6 +352,7 @@ int wf_group_wait(wf_group_t *gu, wf_group_failure_t *failures, size_t cap)
         free(c);
     }
     atomic_store_explicit(&g->magic, GROUP_DONE, memory_order_relaxed);
+    unlink_open(self, g);
     if (nfailed > 0)
         return nfailed;
     if (outcome == 0 && cancelled)

@@ -12,6 +12,14 @@
  * commits), so it needs no lock. After every change the cap is recomputed
  * from the whole stack: scopes rarely nest more than a few deep.
  *
+ * A cleanup scope (wf_cleanup_enter) is a timeout scope that also shields:
+ * while one is open, the task's waits hold off cancellation (park.h,
+ * SHIELD: the canceller's CAS loses, the request stays pending and shows
+ * at the first wait after the scope is left), and the cap stops at it:
+ * the deadlines of the scopes around it, perhaps long past, do not cut
+ * the cleanup short; its own deadline, which is required, does. Trio's
+ * CancelScope(shield=True) with move_on_after, in one call.
+ *
  * Leaving out of order is refused (-EBUSY) rather than repaired: an outer
  * scope's storage may be about to go away with its frame while inner
  * scopes still point to it, and silently unlinking it would leave the
@@ -27,7 +35,8 @@ typedef struct scope {
      * handing us its scope by mistake reads them without a data race and
      * gets -EINVAL; everything else is touched by the owner alone. */
     _Atomic uint32_t magic;
-    uint32_t expired; /* sticky once seen */
+    uint16_t expired; /* sticky once seen */
+    uint16_t shield;  /* a cleanup scope */
     _Atomic(wf__task *) owner;
     struct scope *outer;
     int64_t deadline; /* INT64_MAX: none */
@@ -39,10 +48,15 @@ _Static_assert(_Alignof(scope) <= _Alignof(wf_timeout_t), "wf_timeout_t alignmen
 static void recompute(wf__task *self)
 {
     int64_t cap = INT64_MAX;
-    for (scope *s = self->scope; s; s = s->outer)
-        if (s->deadline < cap)
-            cap = s->deadline;
+    uint32_t shields = 0;
+    for (scope *s = self->scope; s; s = s->outer) {
+        if (!shields && s->deadline < cap)
+            cap = s->deadline; /* scopes outside a cleanup scope: no cap */
+        if (s->shield)
+            shields++;
+    }
     self->scope_deadline = cap;
+    self->shield = shields;
 }
 
 /* `tm` if it is one of self's open scopes, else NULL. */
@@ -66,30 +80,50 @@ void wf__timeout_unwind(wf__task *self, void *to)
     recompute(self);
 }
 
-int wf_timeout_enter(wf_timeout_t *tm, int64_t deadline)
+static int enter(wf_timeout_t *tm, int64_t deadline, bool shield)
 {
     wf__task *self = wf__current();
     if (!self)
         return -EPERM;
-    if (!tm || deadline < WF_FOREVER)
+    if (!tm || deadline < WF_FOREVER || (shield && deadline == WF_FOREVER))
         return -EINVAL;
     if (find(self, tm))
         return -EBUSY;
     scope *s = (scope *)(void *)tm;
     atomic_store_explicit(&s->magic, SCOPE_OPEN, memory_order_relaxed);
     s->expired = 0;
+    s->shield = shield;
     atomic_store_explicit(&s->owner, self, memory_order_relaxed);
     s->outer = self->scope;
     s->deadline = deadline == WF_FOREVER ? INT64_MAX : deadline;
     self->scope = s;
-    if (s->deadline < self->scope_deadline)
+    if (shield) {
         self->scope_deadline = s->deadline;
+        self->shield++;
+    } else if (s->deadline < self->scope_deadline) {
+        self->scope_deadline = s->deadline;
+    }
     return 0;
+}
+
+int wf_timeout_enter(wf_timeout_t *tm, int64_t deadline)
+{
+    return enter(tm, deadline, false);
 }
 
 int wf_timeout_enter_in(wf_timeout_t *tm, int64_t ns)
 {
     return wf_timeout_enter(tm, ns < 0 ? WF_FOREVER : wf_deadline_in(ns));
+}
+
+int wf_cleanup_enter(wf_timeout_t *tm, int64_t deadline)
+{
+    return enter(tm, deadline, true);
+}
+
+int wf_cleanup_enter_in(wf_timeout_t *tm, int64_t ns)
+{
+    return enter(tm, ns < 0 ? WF_FOREVER : wf_deadline_in(ns), true);
 }
 
 int wf_timeout_leave(wf_timeout_t *tm)
@@ -121,8 +155,8 @@ int wf_timeout_reschedule(wf_timeout_t *tm, int64_t deadline)
     if (!tm || deadline < WF_FOREVER)
         return -EINVAL;
     scope *s = find(self, tm);
-    if (!s)
-        return -EINVAL;
+    if (!s || (s->shield && deadline == WF_FOREVER))
+        return -EINVAL; /* a cleanup scope keeps a bound */
     if (s->expired || past(s)) {
         s->expired = 1;
         return -EALREADY;

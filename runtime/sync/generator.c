@@ -45,6 +45,7 @@
 #include "stack.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <weft/combinators.h>
@@ -166,9 +167,15 @@ static void gen_entry(transfer_t tr)
     g->done = true;
     wf__task *self = wf__current();
     /* Timeout scopes the body left open lived in its frames, gone now:
-     * drop them, so the driver's scope stack is its own again. */
-    if (self->scope != g->caller_scope)
+     * drop them, so the driver's scope stack is its own again, and say so
+     * (a lifetime mistake, as a task body's: task.c, exit_check). */
+    if (self->scope != g->caller_scope) {
+        fprintf(stderr,
+                "weft: a generator body driven by task '%s' (id %#llx) returned inside a timeout "
+                "scope it entered: call wf_timeout_leave() before it returns; the scope was dropped\n",
+                wf__task_name(self), (unsigned long long)self->id);
         wf__timeout_unwind(self, g->caller_scope);
+    }
     /* The last jump off this stack: it is never resumed, and the driver
      * gives it back. A NULL save tells ASan this fiber is gone. */
     wf__stack *to = g->caller_stack;
