@@ -12,7 +12,7 @@
  *   wf_gather          consumes one reference per task (it awaits them);
  *   wf_wait_for        consumes the reference whenever the task has ended
  *                      (0, -ETIMEDOUT, -ECANCELED);
- *   wf_wait            consumes nothing;
+ *   wf_wait, wf_wait_split  consume nothing;
  *   wf_as_completed_*  consumes nothing; each task it hands back comes
  *                      with a new reference of its own;
  *   wf_shield          consumes nothing; returns a new handle;
@@ -120,6 +120,31 @@ typedef enum wf_wait_when {
  *   -EDEADLK    the caller is among the tasks; -ENOMEM; -EPERM not a fiber.
  * Fiber only; blocks until the condition holds or the deadline passes. */
 int wf_wait(const wf_task_t *tasks, size_t n, int when, int64_t deadline, bool *done);
+
+/** wf_wait() that splits the set in two, as asyncio's
+ * `done, pending = await asyncio.wait(tasks, ...)`: the handles of the
+ * tasks that had ended when the call returned go to @p done, the others to
+ * @p pending, each in the order of @p tasks. Waits, cancels and consumes
+ * exactly as wf_wait() (no reference is consumed or created: the handles
+ * written are the caller's own, copied).
+ * @param tasks, n, when, deadline  as wf_wait().
+ * @param done     NULL, or room for n handles: receives the k ended ones
+ *                 (k is the return value).
+ * @param pending  NULL, or room for n handles: receives the n - k others.
+ *                 @p done and @p pending must not overlap each other, but
+ *                 either may be @p tasks itself, which makes the usual
+ *                 loop `while (n) { k = wf_wait_split(p, n, WF_FIRST_COMPLETED,
+ *                 dl, d, p); ...; n -= k; }` work in place.
+ * @return k, the number of tasks that had ended (0 .. n); errors as
+ *   wf_wait(), on which nothing is written:
+ *   -ECANCELED  the caller was cancelled;
+ *   -ETIMEDOUT  an enclosing timeout scope expired;
+ *   -EINVAL     n == 0, NULL @p tasks, a bad @p when or deadline, a dead
+ *               handle;
+ *   -EDEADLK    the caller is among the tasks; -ENOMEM; -EPERM not a fiber.
+ * Fiber only; blocks until the condition holds or the deadline passes. */
+int wf_wait_split(const wf_task_t *tasks, size_t n, int when, int64_t deadline, wf_task_t *done,
+                  wf_task_t *pending);
 
 /** Await one task with a deadline (asyncio.wait_for). If the deadline (or
  * an enclosing timeout scope's) passes first, the task is cancelled and

@@ -1,5 +1,6 @@
-/* wait.c - wf_wait (asyncio.wait), wf_wait_for (asyncio.wait_for) and the
- * as_completed iterator, all on the watch (combo.h) or on a join. */
+/* wait.c - wf_wait and wf_wait_split (asyncio.wait), wf_wait_for
+ * (asyncio.wait_for) and the as_completed iterator, all on the watch
+ * (combo.h) or on a join. */
 #include "combo.h"
 
 #include <stdlib.h>
@@ -7,7 +8,12 @@
 
 /* --- wait ------------------------------------------------------------------ */
 
-int wf_wait(const wf_task_t *ids, size_t n, int when, int64_t deadline, bool *done)
+/* What wf_wait and wf_wait_split share: check the input, pin the tasks
+ * (asyncio.wait leaves them to the caller: nothing is consumed), watch
+ * them and wait for `when`. Returns 0 with `w` disarmed and the tasks
+ * still pinned, so the caller may read the records (report, then call
+ * wait_end); or an error, with nothing held and nothing written. */
+static int wait_begin(const wf_task_t *ids, size_t n, int when, int64_t deadline, wf__watch *w)
 {
     wf__task *self = wf__current();
     if (!self)
@@ -31,32 +37,70 @@ int wf_wait(const wf_task_t *ids, size_t n, int when, int64_t deadline, bool *do
     wf__task **ts = malloc(n * sizeof *ts);
     if (!ts)
         return -ENOMEM;
-    /* Pinned, not consumed: asyncio.wait leaves the tasks to the caller. */
     int err = wf__combo_take_all(self, ids, n, false, ts);
-    wf__watch w;
-    if (!err && (err = wf__watch_init(&w, ts, n)) < 0)
+    if (!err && (err = wf__watch_init(w, ts, n)) < 0)
         wf__combo_unpin_all(ts, n);
     free(ts);
     if (err)
         return err;
-    wf__watch_arm(&w);
-    unsigned r = wf__watch_wait(&w, self, mode, deadline, 0);
-    wf__watch_disarm(&w);
-    wf__combo_unpin_all(w.tasks, w.n);
-    int ret;
-    if (r == WF__R_CANCELLED) {
-        ret = -ECANCELED;
-    } else if (r == WF__R_EXPIRED) {
-        ret = -ETIMEDOUT;
-    } else {
-        /* Woken, or our own deadline: report what has ended. */
-        ret = (int)w.ndone;
-        if (done)
-            for (uint32_t i = 0; i < w.n; i++)
-                done[i] = w.fired[i];
+    wf__watch_arm(w);
+    unsigned r = wf__watch_wait(w, self, mode, deadline, 0);
+    wf__watch_disarm(w);
+    if (r == WF__R_CANCELLED || r == WF__R_EXPIRED) {
+        wf__combo_unpin_all(w->tasks, w->n);
+        wf__watch_free(w);
+        return r == WF__R_CANCELLED ? -ECANCELED : -ETIMEDOUT;
     }
-    wf__watch_free(&w);
+    /* Woken, or our own deadline: the caller reports what has ended. */
+    return 0;
+}
+
+static void wait_end(wf__watch *w)
+{
+    wf__combo_unpin_all(w->tasks, w->n);
+    wf__watch_free(w);
+}
+
+int wf_wait(const wf_task_t *ids, size_t n, int when, int64_t deadline, bool *done)
+{
+    wf__watch w;
+    int err = wait_begin(ids, n, when, deadline, &w);
+    if (err)
+        return err;
+    /* Disarmed: `fired` and `ndone` are final. */
+    if (done)
+        for (uint32_t i = 0; i < w.n; i++)
+            done[i] = w.fired[i];
+    int ret = (int)w.ndone;
+    wait_end(&w);
     return ret;
+}
+
+int wf_wait_split(const wf_task_t *ids, size_t n, int when, int64_t deadline, wf_task_t *done,
+                  wf_task_t *pending)
+{
+    wf__watch w;
+    int err = wait_begin(ids, n, when, deadline, &w);
+    if (err)
+        return err;
+    /* The handles come from the pinned records, not from ids[], which
+     * done or pending may be overwriting (the in-place loop idiom). */
+    size_t nd = 0, np = 0;
+    for (uint32_t i = 0; i < w.n; i++) {
+        wf_task_t id = w.tasks[i]->id;
+        if (w.fired[i]) {
+            if (done)
+                done[nd] = id;
+            nd++;
+        } else {
+            if (pending)
+                pending[np] = id;
+            np++;
+        }
+    }
+    wf__assert(nd == w.ndone, "wait_split: every task is done or pending");
+    wait_end(&w);
+    return (int)nd;
 }
 
 /* --- wait_for ---------------------------------------------------------------- */
