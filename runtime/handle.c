@@ -114,7 +114,10 @@ bool wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__task *
     uint64_t gen = atomic_load_explicit(&s->word, memory_order_relaxed) >> WF__REF_GEN_SHIFT;
     t->id = (gen << 32) | idx;
     t->slot = s;
-    atomic_store_explicit(&s->task, t, memory_order_relaxed);
+    /* release: the shutdown scan (wf__handle_scan) reads the pointer with
+     * an acquire load and no look at the word; it must see the initialised
+     * record (a plain store on x86, as relaxed would be). */
+    atomic_store_explicit(&s->task, t, memory_order_release);
     /* release: a lookup whose CAS reads this word (acquire) sees the task
      * pointer and the initialised record. */
     atomic_store_explicit(&s->word, (gen << WF__REF_GEN_SHIFT) | WF__REF_HANDLE | WF__REF_RUNNING,
