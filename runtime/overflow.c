@@ -90,11 +90,20 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
             abort();
         }
     }
-    /* Not ours: restore the previous disposition and return, so that the
-     * faulting instruction runs again and faults into it. */
+    /* Not ours: hand it to the handler that was there before us, staying
+     * installed (a program that repairs faults, a GC or a JIT, faults
+     * again later, and the next overflow must still be reported). Only a
+     * default or ignored disposition is put back, so that the faulting
+     * instruction runs again and the process dies of the signal as it
+     * would have without weft. */
     const struct sigaction *old = sig == SIGBUS ? &old_bus : &old_segv;
-    if (old->sa_flags & SA_SIGINFO && old->sa_sigaction) {
-        old->sa_sigaction(sig, si, uc);
+    if (old->sa_flags & SA_SIGINFO) {
+        if (old->sa_sigaction) {
+            old->sa_sigaction(sig, si, uc);
+            return;
+        }
+    } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
         return;
     }
     sigaction(sig, old, NULL);

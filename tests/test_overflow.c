@@ -11,6 +11,7 @@
 #include "common.h"
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #pragma GCC diagnostic ignored "-Winfinite-recursion"
@@ -153,6 +154,59 @@ static void test_guard_deep_frame(void **state)
     expect_report(&c, -1);
 }
 
+/* A fault that is not an overflow belongs to whoever handled SIGSEGV
+ * before the runtime started: here a plain (non-SA_SIGINFO) handler that
+ * repairs it, as a GC or a JIT does. It must be called every time, and the
+ * runtime's reporter must stay installed after it. */
+static char *foreign_page;
+static volatile sig_atomic_t foreign_faults;
+
+static void repair(int sig)
+{
+    (void)sig;
+    foreign_faults++;
+    mprotect(foreign_page, 4096, PROT_READ | PROT_WRITE);
+}
+
+static int touch_foreign(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(mprotect(foreign_page, 4096, PROT_NONE), 0);
+        ((volatile char *)foreign_page)[i] = 'x'; /* faults; repaired by the handler */
+        CHECK_EQ(foreign_page[i], 'x');
+        CHECK_EQ(foreign_faults, i + 1);
+        struct sigaction cur;
+        CHECK_EQ(sigaction(SIGSEGV, NULL, &cur), 0);
+        /* Still the runtime's reporter, not the plain handler. */
+        CHECK(cur.sa_flags & SA_SIGINFO);
+        CHECK(!(cur.sa_flags & SA_SIGINFO) || cur.sa_handler != repair);
+    }
+    return 0;
+}
+
+static void test_foreign_fault_chain(void **state)
+{
+    (void)state;
+    foreign_page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(foreign_page != MAP_FAILED);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = repair;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGSEGV, &sa, &old), 0);
+    foreign_faults = 0;
+    run_main(2, touch_foreign, NULL);
+    assert_int_equal(foreign_faults, 3);
+    /* wf_run put our handler back when it finished. */
+    struct sigaction cur;
+    assert_int_equal(sigaction(SIGSEGV, NULL, &cur), 0);
+    assert_true(!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == repair);
+    assert_int_equal(sigaction(SIGSEGV, &old, NULL), 0);
+    munmap(foreign_page, 4096);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_canary_recursion),
         cmocka_unit_test(test_canary_deep_frame),
         cmocka_unit_test(test_guard_deep_frame),
+        cmocka_unit_test(test_foreign_fault_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
