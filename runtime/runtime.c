@@ -2,9 +2,9 @@
  *
  * START-UP
  *   1. Validate the configuration.
- *   2. (Reserved) Fork the process-pool zygote. It must happen here, before
- *      this function creates any thread: forking a multi-threaded process
- *      is unsafe (DESIGN.md, "Thread pool and process pool").
+ *   2. (Reserved, planned) The process pool's zygote is to be forked here,
+ *      before this function creates any thread: forking a multi-threaded
+ *      process is unsafe (docs/architecture.md, "Planned").
  *   3. Allocate the runtime: stack pool (and its guard budget), handle
  *      table, inject queue, idle bookkeeping.
  *   4. Create the poller's kernel objects (epoll, eventfd).
@@ -12,13 +12,15 @@
  *   6. Install the stack-overflow reporter (SIGSEGV/SIGBUS).
  *   7. Create the main task; it waits in the inject queue.
  *   8. Start the poller thread.
- *   9. Start the worker threads. (The thread pool and the monitor will start
- *      here too, as runtime-owned threads.)
+ *   9. Start the worker threads. (The planned thread pool will start here
+ *      too, as runtime-owned threads; the sysmon duty is the poller's.)
  *
  * SHUTDOWN, once the main task has returned
  *   10. Mark the runtime closing: tasks spawned from now on start cancelled.
  *   11. Cancel every task still alive and wait for them all to end,
- *       re-cancelling (every 10 ms) any that cleared its cancellation.
+ *       re-cancelling (every 10 ms) any that cleared its cancellation; then
+ *       seal: callback timers no longer fire (one that spawns could
+ *       otherwise start a task no worker would run).
  *   12. Stop the workers and the poller, and join them.
  *   13. Release everything: disarm the timers still armed (they never
  *       fire), free the main task's record, stacks (munmap), tables, the
@@ -108,14 +110,26 @@ static void quiesce(wf__runtime *rt)
      * missed it is found by the scan below (which runs after). */
     atomic_store_explicit(&rt->closing, 1, memory_order_seq_cst);
     /* Step 11. */
-    while (wf__live(rt) != 0) {
-        wf__handle_scan(&rt->handles, cancel_one, rt);
+    for (;;) {
+        while (wf__live(rt) != 0) {
+            wf__handle_scan(&rt->handles, cancel_one, rt);
+            if (wf__live(rt) == 0)
+                break;
+            atomic_store_explicit(&rt->quiesced, 0, memory_order_relaxed);
+            if (wf__live(rt) == 0)
+                break;
+            wf__futex_wait(&rt->quiesced, 0, QUIESCE_POLL_NS);
+        }
+        /* Nothing alive: seal, so that no callback timer fires any more,
+         * then count again. seq_cst store and fence before the loads: our
+         * half of the Dekker pair with a batch of timer callbacks
+         * (timer.c), which holds the runtime, then reads `sealed`. A batch
+         * that missed the seal is counted here: wait for it and what it
+         * spawned. */
+        atomic_store_explicit(&rt->sealed, 1, memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst);
         if (wf__live(rt) == 0)
             break;
-        atomic_store_explicit(&rt->quiesced, 0, memory_order_relaxed);
-        if (wf__live(rt) == 0)
-            break;
-        wf__futex_wait(&rt->quiesced, 0, QUIESCE_POLL_NS);
     }
 }
 
@@ -187,7 +201,7 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
     if (cfg.guard_stacks < -1)
         return -EINVAL;
 
-    /* Step 2: the process-pool zygote will be forked here. */
+    /* Step 2: reserved for the planned process pool's zygote fork. */
 
     /* Step 3. */
     int err = -ENOMEM;
@@ -197,6 +211,7 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
     rt->cfg = cfg;
     rt->nworkers = cfg.workers;
     atomic_init(&rt->ext_spawned, 0);
+    atomic_init(&rt->sealed, 0);
     atomic_init(&rt->closing, 0);
     atomic_init(&rt->stopping, 0);
     atomic_init(&rt->main_done, 0);

@@ -90,6 +90,9 @@ typedef struct wf__runtime {
     /* Read on every spawn and exit, written once: a line of its own. */
     WF_ALIGNED_CL _Atomic uint32_t closing;  /* shutdown: new tasks start cancelled */
     _Atomic uint32_t stopping; /* workers leave their loops */
+    /* Shutdown saw no task alive: callback timers no longer fire, so none
+     * can spawn a task that no worker would ever run (timer.c). */
+    _Atomic uint32_t sealed;
     WF_ALIGNED_CL char pad_after_flags_;
     _Atomic uint32_t main_done; /* futex: the main task ended */
     _Atomic uint32_t quiesced;  /* futex: live reached 0 while closing */

@@ -125,8 +125,24 @@ unsigned wf__timers_run(wf__timers *ts, int64_t now, wf__batch *woken)
     atomic_store_explicit(&ts->next, wf__wheel_next(&ts->wheel), memory_order_relaxed);
     wf__spin_unlock(&ts->lock);
 
-    for (size_t i = 0; i < ncb; i++)
-        cbs[i].fn(cbs[i].arg);
+    if (ncb) {
+        /* A callback is user code that may spawn, from outside any task:
+         * nothing alive would keep shutdown waiting for the new task. So
+         * the batch holds the runtime like a submission from another
+         * thread, then looks at `sealed`: seq_cst RMW, then seq_cst load,
+         * one half of a Dekker pair with quiesce (runtime.c), which stores
+         * sealed and then counts the live tasks. Either quiesce counts our
+         * hold (and waits for it, and for what the callbacks spawn), or we
+         * see the seal and the callbacks do not run: from then on armed
+         * timers never fire, as the shutdown steps promise. One locked
+         * instruction per batch of callbacks, none for park timers. */
+        wf__runtime *rt = ts->rt;
+        atomic_fetch_add_explicit(&rt->ext_spawned, 1, memory_order_seq_cst);
+        if (!atomic_load_explicit(&rt->sealed, memory_order_seq_cst))
+            for (size_t i = 0; i < ncb; i++)
+                cbs[i].fn(cbs[i].arg);
+        wf__runtime_unhold(rt);
+    }
     if (cbs != local)
         free(cbs);
     return fired;

@@ -398,6 +398,76 @@ static void test_pinned_workers_config(void **state)
     run_main_cfg(&cfg, m_callback_context, NULL);
 }
 
+/* A callback timer that fires around the shutdown and spawns: the spawned
+ * task must run (its body, or its drop as it starts cancelled), or the
+ * callback must not run at all. Never "spawn returned 0 and nothing ran". */
+typedef struct late {
+    wf_timer_t tm;
+    _Atomic int fired, spawned, ran, dropped;
+} late;
+
+static late lates[64];
+
+static int late_body(void *arg, void **res)
+{
+    (void)res;
+    atomic_fetch_add(&((late *)arg)->ran, 1);
+    return 0;
+}
+
+static void late_drop(void *arg)
+{
+    atomic_fetch_add(&((late *)arg)->dropped, 1);
+}
+
+static void late_fire(void *arg)
+{
+    late *l = arg;
+    atomic_fetch_add(&l->fired, 1);
+    wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+    o.drop = late_drop;
+    wf_task_t t;
+    if (wf_spawn(&t, late_body, l, &o) == 0) {
+        atomic_fetch_add(&l->spawned, 1);
+        (void)wf_detach(t);
+    }
+}
+
+static int m_late(void *arg, void **res)
+{
+    (void)res;
+    late *l = arg;
+    /* Due about when main returns: sometimes before, sometimes during
+     * the shutdown, sometimes after the seal. */
+    CHECK_EQ(wf_timer_start(&l->tm, wf_now() + (int64_t)(l - lates) * 2000, late_fire, l), 0);
+    return 0;
+}
+
+static void test_timer_spawn_at_shutdown(void **state)
+{
+    (void)state;
+    int n = SCALED(64) < 8 ? 8 : SCALED(64);
+    int fired = 0;
+    for (int i = 0; i < n; i++) {
+        late *l = &lates[i];
+        memset(l, 0, sizeof *l);
+        wf_config_t cfg;
+        wf_config_init(&cfg);
+        cfg.workers = 2;
+        int st = 1;
+        assert_int_equal(wf_run(&cfg, m_late, l, &st, NULL), 0);
+        assert_int_equal(st, 0);
+        int f = atomic_load(&l->fired), sp = atomic_load(&l->spawned);
+        fired += f;
+        assert_true(f <= 1);
+        assert_int_equal(sp, f); /* a callback that ran could spawn */
+        /* Every task spawned ran its body or its drop, exactly once. */
+        assert_int_equal(atomic_load(&l->ran) + atomic_load(&l->dropped), sp);
+    }
+    assert_int_equal(atomic_load(&check_failures), 0);
+    (void)fired;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_two_runtimes),
         cmocka_unit_test(test_tls_across_waits),
         cmocka_unit_test(test_pinned_workers_config),
+        cmocka_unit_test(test_timer_spawn_at_shutdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

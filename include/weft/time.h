@@ -36,8 +36,12 @@ int wf_sleep_until(int64_t deadline);
 
 /** A callback timer (loop.call_at / call_later). The caller owns the
  * storage, which must stay valid while the timer is armed. Zero-initialise
- * it (WF_TIMER_INIT) or start it before the first wf_timer_cancel(). Timers
- * still armed when wf_run() returns are disarmed without firing. */
+ * it (WF_TIMER_INIT) or start it before the first wf_timer_cancel(). Once
+ * the main task has returned and every task has ended (wf_run's shutdown),
+ * callbacks no longer fire: timers still armed then are disarmed without
+ * firing. A callback that fires during the shutdown, while tasks still
+ * run, may spawn: the new task starts cancelled (its drop runs) and the
+ * shutdown waits for it. */
 typedef struct wf_timer {
     WF_ALIGNAS(16) unsigned char opaque[64];
 } wf_timer_t;
