@@ -1,11 +1,14 @@
 /* fiber.c - switching between a worker's scheduler and a task's fiber.
  *
- * Every switch goes fiber -> scheduler -> fiber on the worker's own thread
- * stack (Go's mcall/g0 shape). The scheduler half runs right after a fiber
- * switched away, on a stack nobody else can be on, which is where the
- * "publish only after the switch" rule of DESIGN.md is kept: a parked fiber
- * is made visible as parked (wf__park_settle), a yielded one is queued, and
- * a dead one's stack is recycled only here.
+ * A fiber that stops either switches back to its worker's scheduler, on
+ * the worker's own thread stack (Go's mcall/g0 shape), or, when the next
+ * local task is ready and the tick has no periodic duty, straight to that
+ * task (switch_direct: one switch instead of two). Either way the side that
+ * resumes first finishes the switch (finish_switch) on a stack the stopped
+ * fiber is no longer on, which is where the rule "publish only after the
+ * switch" is kept: a parked fiber is made visible as parked
+ * (wf__park_settle), a yielded one is queued, and a dead one's stack is
+ * recycled only there.
  *
  * The context of the side that switched away travels in the transfer_t
  * returned by jump_fcontext; the data pointer is always the worker whose
@@ -148,8 +151,9 @@ enum { FIRST_RUN_OK, FIRST_RUN_ENDED, FIRST_RUN_LATER };
  * corrupt its wait). wf__task_run sees fn == NULL and runs only the drop.
  * If no stack can be had, the task ends -ENOMEM without running; from a
  * fiber (`in_fiber`), that is left to the scheduler loop (FIRST_RUN_LATER),
- * so the task's callbacks run where no fiber is mid-park (they then run
- * outside any fiber: waits there fail with -EPERM). */
+ * so that its drop and done callbacks run where no fiber is mid-park (on
+ * the scheduler's stack, outside any fiber: waits there fail with -EPERM).
+ * The body never runs then, so the drop releases its argument. */
 static int first_run(wf__worker *w, wf__task *t, bool in_fiber)
 {
     wf__runtime *rt = w->rt;
@@ -160,6 +164,8 @@ static int first_run(wf__worker *w, wf__task *t, bool in_fiber)
     if (!s) {
         if (in_fiber)
             return FIRST_RUN_LATER;
+        if (t->drop)
+            t->drop(t->arg);
         wf__task_finish(t, -ENOMEM, NULL);
         wf__task_retire(rt, t);
         return FIRST_RUN_ENDED;

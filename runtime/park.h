@@ -18,8 +18,9 @@
  *           decider that sees PARKED in the word it replaced owns the task
  *           and must make it runnable; one that did not see it leaves that
  *           to the scheduler, whose own CAS (WAITING -> WAITING|PARKED) then
- *           fails and requeues the task. This is the switch race of
- *           DESIGN.md closed with the same single atomic: a task is never
+ *           fails and requeues the task. This closes the switch race (a
+ *           wake-up that arrives while the fiber is still switching out)
+ *           with the same single atomic: a task is never
  *           queued while it still runs on its stack, and never lost.
  *   NOCANCEL the wait ignores cancellation (used by runtime-internal waits).
  *   SHIELD  set with NOCANCEL for a wait inside a cleanup scope
@@ -162,7 +163,10 @@ static inline wf__decision wf__park_decide(struct wf__task *t, uint64_t seq, uns
  * scope's deadline passed) or WF__R_CANCELLED. */
 unsigned wf__park_commit(struct wf__task *self, uint64_t seq, int64_t deadline);
 
-/* Step 3, handing the CPU to `target` instead of the scheduler: `target` is
+/* Step 3, handing the CPU to `target` instead of the scheduler. No
+ * primitive uses it yet: it is the direct fiber-to-fiber hand-off kept for
+ * the planned rendezvous channel, and test_park's hand-off ping-pong keeps
+ * it exercised. `target` is
  * a task whose wait the caller has just decided with WF__DECIDED_PARKED (so
  * the caller is the one that must make it runnable). If it can run on this
  * worker, the fiber switches straight to it (no run-queue trip: generators

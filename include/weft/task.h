@@ -62,7 +62,10 @@ typedef struct wf_spawn_opts {
      * before it ever ran (then the body never runs), so that an argument
      * the body would have released is released. NULL: nothing is called.
      * It runs in the task's own fiber, cancelled: its waits fail with
-     * -ECANCELED unless it enters a cleanup scope (wf_cleanup_enter). */
+     * -ECANCELED unless it enters a cleanup scope (wf_cleanup_enter). It
+     * is also called when the task can never start because no stack could
+     * be allocated (the task ends -ENOMEM); it then runs outside any fiber,
+     * where waits fail with -EPERM. */
     void (*drop)(void *arg);
 } wf_spawn_opts_t;
 

@@ -13,7 +13,7 @@
  *
  * Rejected: letting a release free the lock and the woken waiter compete for
  * it again (Go's normal mode; "barging"). It is faster under contention on
- * a real SMP machine, but it is not the fairness the issue asks for, and a
+ * a real SMP machine, but it is not FIFO fairness, and a
  * fiber that releases and re-acquires in a loop would starve the rest.
  */
 #include "lock.h"
