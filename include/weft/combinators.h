@@ -15,6 +15,8 @@
  *   wf_wait, wf_wait_split  consume nothing;
  *   wf_as_completed_*  consumes nothing; each task it hands back comes
  *                      with a new reference of its own;
+ *   wf_cancel_join     consumes one reference per task on success and on
+ *                      -ETIMEDOUT (tasks still running are detached);
  *   wf_shield          consumes nothing; returns a new handle;
  *   wf_group_spawn     the group holds its own reference; `out` (optional)
  *                      receives one for the caller;
@@ -318,6 +320,59 @@ int wf_cancel_message(wf_task_t t, const char **msg);
  * -ECANCELED. @return 1, 0 (not ended, or ended otherwise); -EINVAL dead
  * handle; -EPERM outside a runtime thread. */
 int wf_task_cancelled(wf_task_t t);
+
+/** Cancel a set of tasks and join them all: the cleanup that asyncio
+ * spells `for t in tasks: t.cancel(msg)` then
+ * `await asyncio.gather(*tasks, return_exceptions=True)`, and what a task
+ * group does at its exit.
+ *
+ * Every entry first gets one cancellation request with @p msg (as
+ * wf_cancel_msg(); a task that has already ended gets none, and is simply
+ * joined). The call then waits until every task has ended, or until
+ * @p deadline passes. That wait is not interruptible: neither the caller's
+ * cancellation (which stays pending, for its next wait) nor an enclosing
+ * timeout scope, even one already expired, ends it; only @p deadline
+ * bounds it, so that a task ignoring its cancellation (wf_uncancel) cannot
+ * hold the caller longer than the caller chose. Inside a cleanup scope
+ * (wf_cleanup_enter) that scope's deadline, and those of timeout scopes
+ * entered inside it, bound it too, as they bound every wait there.
+ *
+ * References: on 0 or more and on -ETIMEDOUT, every reference named in
+ * @p tasks is consumed, one per entry (as wf_join). With -ETIMEDOUT the
+ * tasks that had not ended are thereby detached: they run on, still
+ * cancelled, their out[] entries say -EINPROGRESS, and their handles are
+ * dead (wf_task_ref() one beforehand to keep a hold on it). On every other
+ * error nothing is consumed, nothing is cancelled, and nothing is written.
+ *
+ * Dead handles: an entry that is not a live handle (never valid, already
+ * joined or detached, WF_TASK_NONE), or a task named more times than the
+ * caller holds references, fails the whole call with -EINVAL before any
+ * task is cancelled: a dead handle in a cleanup set means the caller's
+ * bookkeeping is wrong, and skipping it would hide that. Remove joined
+ * tasks from the set instead.
+ *
+ * @param tasks  the handles; a task named k times (the caller holding k
+ *               references) gets k requests and gives back k references.
+ * @param n      number of handles; 0 returns 0 at once.
+ * @param msg    the cancellation message (not copied: it must stay valid
+ *               while the tasks may read it), or NULL for none.
+ * @param deadline  WF_FOREVER, or when to stop waiting (0: cancel, then
+ *               report only the tasks that have already ended).
+ * @param out    NULL, or n entries that receive the outcomes in the order
+ *               of @p tasks (written on 0 or more and on -ETIMEDOUT).
+ * @return the number of tasks whose status is neither 0 nor -ECANCELED
+ *   (those that failed on their own; 0 when all ended cancelled or
+ *   succeeded): every task has ended;
+ *   -ETIMEDOUT  @p deadline (or, inside a cleanup scope, a scope's
+ *               deadline) passed first (see References above);
+ *   -EINVAL     NULL @p tasks with n > 0, a negative deadline other than
+ *               WF_FOREVER, a dead handle, or a task named more times
+ *               than the caller holds references;
+ *   -EDEADLK    the caller is among the tasks;
+ *   -ENOMEM;
+ *   -EPERM      not called from a fiber.
+ * Fiber only; blocks (uninterruptibly, up to @p deadline). */
+int wf_cancel_join(const wf_task_t *tasks, size_t n, const char *msg, int64_t deadline, wf_outcome_t *out);
 
 /** Shield a task from cancellation that travels through awaiting
  * combinators (asyncio.shield). @p out receives a new task, the shield,

@@ -1,5 +1,6 @@
-/* cancel.c - cancellation details (Task.cancel(msg), Task.cancelled()) and
- * shield (asyncio.shield).
+/* cancel.c - cancellation details (Task.cancel(msg), Task.cancelled()),
+ * cancelling and joining a set of tasks (wf_cancel_join), and shield
+ * (asyncio.shield).
  *
  * SHIELD. wf_join() already keeps the joiner's cancellation away from the
  * task it joins, but gather, wait_for and task groups cancel what they
@@ -10,6 +11,8 @@
  * asyncio's outer future, made a task so that every combinator can take it.
  */
 #include "combo.h"
+
+#include <stdlib.h>
 
 int wf_cancel_msg(wf_task_t id, const char *msg)
 {
@@ -55,6 +58,76 @@ int wf_task_cancelled(wf_task_t id)
     int r = atomic_load_explicit(&t->life, memory_order_acquire) == WF__LIFE_DONE && t->status == -ECANCELED;
     wf__task_unpin(t);
     return r;
+}
+
+/* --- cancel_join ------------------------------------------------------------- */
+
+/* One call, step by step (gather.c's steps, with the cancellation first):
+ *  1. Claim one handle per entry, all or nothing: a dead handle (or a task
+ *     named more often than the caller holds handles) fails the call
+ *     before anything is cancelled or consumed.
+ *  2. Arm a watch over the tasks, then make one cancellation request per
+ *     entry (an ended task records none).
+ *  3. Park, ignoring the caller's cancellation and its timeout scopes
+ *     (WF__PARK_NOCANCEL), until every task has ended or `deadline` passes.
+ *     Inside a cleanup scope (timeout.c) the park is the scope's kind
+ *     instead (flags 0: park_begin makes it NOCANCEL | SHIELD), which
+ *     ignores cancellation too but obeys the cleanup's own bound.
+ *  4. Disarm, report, and complete the claims: every handle is consumed,
+ *     and a task still running (the deadline passed) is thereby detached.
+ */
+int wf_cancel_join(const wf_task_t *ids, size_t n, const char *msg, int64_t deadline, wf_outcome_t *out)
+{
+    wf__task *self = wf__current();
+    if (!self)
+        return -EPERM;
+    if ((n && !ids) || n >= UINT32_MAX || deadline < WF_FOREVER)
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+
+    /* Step 1. */
+    wf__task **ts = malloc(n * sizeof *ts);
+    if (!ts)
+        return -ENOMEM;
+    int err = wf__combo_take_all(self, ids, n, true, ts);
+    wf__watch w;
+    if (!err && (err = wf__watch_init(&w, ts, n)) < 0)
+        for (size_t i = 0; i < n; i++)
+            wf__task_unclaim(ts[i]);
+    free(ts);
+    if (err)
+        return err;
+
+    /* Step 2. The claims keep every record alive. */
+    wf__watch_arm(&w);
+    for (uint32_t i = 0; i < w.n; i++)
+        wf__task_cancel(w.tasks[i], msg);
+
+    /* Step 3. Whatever it returns (woken, our deadline, or a cleanup
+     * scope's), disarm decides: a deadline that passed as the last task
+     * ended still counts every task ended. */
+    unsigned flags = self->shield ? 0 : WF__PARK_NOCANCEL;
+    (void)wf__watch_wait(&w, self, WF__WATCH_ALL, deadline, flags);
+
+    /* Step 4. Disarmed: fired, ndone and nexc are final. */
+    wf__watch_disarm(&w);
+    int ret = w.ndone == w.n ? (int)w.nexc : -ETIMEDOUT;
+    for (uint32_t i = 0; i < w.n; i++) {
+        wf__task *t = w.tasks[i];
+        if (out) {
+            if (w.fired[i]) {
+                out[i].status = t->status;
+                out[i].result = t->result;
+            } else {
+                out[i].status = -EINPROGRESS;
+                out[i].result = NULL;
+            }
+        }
+        wf__task_unpin(t); /* the claimed handle is consumed */
+    }
+    wf__watch_free(&w);
+    return ret;
 }
 
 /* --- shield ------------------------------------------------------------------ */
