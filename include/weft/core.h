@@ -14,6 +14,7 @@
 #ifndef WEFT_CORE_H
 #define WEFT_CORE_H
 
+#include <errno.h> /* the codes every function returns, negated: -ECANCELED, -ETIMEDOUT... */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
