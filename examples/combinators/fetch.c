@@ -219,13 +219,9 @@ static int fetch_all(const source *src, int n, int64_t per_fetch_ns, int64_t ove
         if (t[i] != WF_TASK_NONE)
             wf_join(t[i], &status[i], NULL); /* ended: returns at once */
     }
-    /* The failure list names tasks; turn them back into sources. */
-    for (int k = 0; k < r && k < NSOURCES; k++) {
-        failed_source[k] = -1;
-        for (int i = 0; i < n; i++)
-            if (failures[k].task == t[i])
-                failed_source[k] = i;
-    }
+    /* Each failure carries the arg its child was spawned with: the job. */
+    for (int k = 0; k < r && k < NSOURCES; k++)
+        failed_source[k] = ((const fetch_job *)failures[k].arg)->index;
     return r;
 }
 

@@ -422,8 +422,8 @@ int wf_task_remove_done_callback(wf_task_t t, wf_done_fn fn, void *arg);
  * the parent too if it has not reached wf_group_wait() yet (so its body
  * stops at its next wait; the group withdraws that request when the parent
  * reaches wf_group_wait(), as asyncio's uncancel()). wf_group_wait()
- * reports every failure as a list of (task, status, result): C's stand-in
- * for an ExceptionGroup. Children that ended cancelled are not failures. A
+ * reports every failure as a list of (task id, status, result, arg, name):
+ * C's stand-in for an ExceptionGroup. Children that ended cancelled are not failures. A
  * parent cancelled from outside (before or during wf_group_wait) cancels
  * the children; so does an expiring timeout scope around the wait.
  *
@@ -437,12 +437,32 @@ typedef struct wf_group {
     WF_ALIGNAS(16) unsigned char opaque[128];
 } wf_group_t;
 
-/** One failed child, as wf_group_wait() reports it. */
+/** Size of wf_group_failure_t.name, the NUL included: room for a whole
+ * task name (wf_spawn_opts_t.name keeps at most 31 bytes). */
+#define WF_GROUP_FAILURE_NAME_MAX 32
+
+/** One failed child, as wf_group_wait() reports it. The record identifies
+ * the child by itself, so it is enough even when the caller kept no
+ * handle: the name and arg the child was spawned with, and its id.
+ * Layout: task, status and result keep their earlier offsets; arg and
+ * name follow them, and the struct grew from 24 to 64 bytes on LP64, so
+ * code built against an older header must be rebuilt (README.md,
+ * "Versions and the ABI"). */
 typedef struct wf_group_failure {
-    wf_task_t task; /**< the child's handle value (a reference only if the
-                         caller kept one through wf_group_spawn's out) */
-    int status;     /**< its status (negative, not -ECANCELED) */
-    void *result;   /**< its result pointer */
+    /** The child's id: the value of its handle, unique to this child. An
+     * identifier, not a reference: it compares equal to a handle the
+     * caller kept through wf_group_spawn's `out` (and works with calls
+     * then, until that reference is given back); without one it is dead
+     * once wf_group_wait() returns, and calls with it fail with -EINVAL. */
+    wf_task_t task;
+    int status;   /**< its status (negative, not -ECANCELED) */
+    void *result; /**< its result pointer */
+    void *arg;    /**< the `arg` it was spawned with (wf_group_spawn) */
+    /** Its name: wf_group_spawn's opts->name, or "task" when there was
+     * none (as wf_task_name() reports it), truncated to
+     * WF_GROUP_FAILURE_NAME_MAX - 1 bytes, NUL-terminated, the rest of
+     * the array zeroed. */
+    char name[WF_GROUP_FAILURE_NAME_MAX];
 } wf_group_failure_t;
 
 /** Open a group whose parent is the calling task (async with TaskGroup()).
@@ -471,7 +491,8 @@ int wf_group_cancel(wf_group_t *g);
 /** Leave the group: wait until every child has ended (TaskGroup's
  * __aexit__), give back the group's references, and report the failures.
  * @param failures, cap  room for up to @p cap failures (NULL if 0), in the
- *                  order the children failed.
+ *                  order the children failed; each names its child (id,
+ *                  arg, name) whether or not the caller kept a handle.
  * @return the number of failed children (may exceed @p cap) when any
  *   failed; else 0, or -ECANCELED if the parent was cancelled from outside
  *   or the group was cancelled (wf_group_cancel), or -ETIMEDOUT if an

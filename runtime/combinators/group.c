@@ -32,6 +32,7 @@
 #include "combo.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define GROUP_OPEN 0x67727570u /* "grup" */
 #define GROUP_DONE 0x646f6e65u /* "done" */
@@ -70,6 +71,7 @@ typedef struct group {
 } group;
 
 _Static_assert(sizeof(group) <= sizeof(wf_group_t), "wf_group_t storage too small");
+_Static_assert(WF__TASK_NAME_MAX <= WF_GROUP_FAILURE_NAME_MAX, "a failure record holds a whole task name");
 _Static_assert(_Alignof(group) <= _Alignof(wf_group_t), "wf_group_t alignment");
 
 static group *open_group(wf_group_t *gu)
@@ -337,9 +339,18 @@ int wf_group_wait(wf_group_t *gu, wf_group_failure_t *failures, size_t cap)
     size_t k = 0;
     for (child *c = g->fhead; c; c = c->fnext) {
         if (k < cap) {
-            failures[k].task = c->t->id;
-            failures[k].status = c->status;
-            failures[k].result = c->result;
+            /* The group's reference keeps the record, its name and arg
+             * (both fixed at spawn) alive until the unref below: the
+             * failure identifies the child even if nobody else held it. */
+            wf_group_failure_t *f = &failures[k];
+            f->task = c->t->id;
+            f->status = c->status;
+            f->result = c->result;
+            f->arg = c->t->arg;
+            const char *name = wf__task_name(c->t);
+            size_t len = strnlen(name, sizeof f->name - 1);
+            memcpy(f->name, name, len);
+            memset(f->name + len, 0, sizeof f->name - len);
         }
         k++;
     }

@@ -1,6 +1,7 @@
 /* test_group.c - task groups (asyncio.TaskGroup): waiting for all, the
  * first failure cancels the rest (a sleeping sibling included) and the
- * parent's body, every failure reported, outside cancellation, cancelling
+ * parent's body, every failure reported and identified (name, arg, id,
+ * without a reference kept), outside cancellation, cancelling
  * the group, timeout scopes, spawning from children, misuse. */
 #include "combo_test.h"
 
@@ -76,6 +77,8 @@ static int m_fail_while_sleeping(void *arg, void **res)
     CHECK_EQ(fl[0].task, bad);
     CHECK_EQ(fl[0].status, -EIO);
     CHECK(fl[0].result == (void *)0xbad);
+    CHECK(fl[0].arg == &f);
+    CHECK_EQ(strcmp(fl[0].name, "task"), 0);
     CHECK_EQ(atomic_load(&f.sleeper_cancelled), 2);
     CHECK_EQ(wf_cancelling(wf_self()), 0);
     CHECK_EQ(wf_join(bad, NULL, NULL), 0);
@@ -165,6 +168,106 @@ static int m_every_failure(void *arg, void **res)
 static void test_every_failure(void **state)
 {
     run_main(3, m_every_failure, NULL);
+}
+
+/* Failure records identify their child without any reference kept: the
+ * spawn's name (truncated, NUL-terminated; "task" by default), its arg and
+ * its id, for many children failing on every worker at once. */
+typedef struct {
+    child_spec spec;
+    char name[48];
+} named_spec;
+
+static int m_failure_identity(void *arg, void **res)
+{
+    const int N = SCALED(240);
+    wf_future_t *gate = gate_new();
+    _Atomic long started = 0;
+    named_spec *ns = calloc((size_t)N, sizeof *ns);
+    wf_group_failure_t *fl = malloc(((size_t)N + 1) * sizeof *fl);
+    memset(fl, 0x5a, ((size_t)N + 1) * sizeof *fl);
+    wf_group_t g;
+    CHECK_EQ(wf_group_init(&g), 0);
+    wf_task_t kept = WF_TASK_NONE;
+    for (int i = 0; i < N; i++) {
+        ns[i].spec = (child_spec){.gate = gate, .status = -(EIO + i % 3), .started = &started};
+        wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+        if (i % 4 == 1) {
+            o.name = NULL; /* "task" */
+        } else if (i % 4 == 2) {
+            /* Longer than a name keeps: truncated to 31 bytes. */
+            snprintf(ns[i].name, sizeof ns[i].name, "a-rather-long-child-name-%04d-and-more", i);
+            o.name = ns[i].name;
+        } else {
+            snprintf(ns[i].name, sizeof ns[i].name, "child-%d", i);
+            o.name = ns[i].name;
+        }
+        /* One caller reference kept, to compare ids; none for the rest. */
+        CHECK_EQ(wf_group_spawn(&g, i == 3 ? &kept : NULL, fail_when_released, &ns[i], &o), 0);
+    }
+    CHECK(wait_count(&started, N, LONG_NS));
+    gate_open(gate);
+    CHECK_EQ(wf_group_wait(&g, fl, (size_t)N), N);
+    unsigned char *seen = calloc((size_t)N, 1);
+    int named = 0, unnamed = 0, truncated = 0;
+    for (int k = 0; k < N; k++) {
+        named_spec *sp = fl[k].arg;
+        int i = sp ? (int)(sp - ns) : -1;
+        CHECK(i >= 0 && i < N);
+        if (i < 0 || i >= N)
+            continue;
+        CHECK_EQ(seen[i], 0);
+        seen[i] = 1;
+        CHECK_EQ(fl[k].status, -(EIO + i % 3));
+        CHECK(fl[k].result == NULL); /* fail_when_released sets none */
+        /* NUL-terminated within the array, zero after the name. */
+        size_t len = strnlen(fl[k].name, sizeof fl[k].name);
+        CHECK(len < sizeof fl[k].name);
+        for (size_t j = len; j < sizeof fl[k].name; j++)
+            CHECK_EQ(fl[k].name[j], 0);
+        if (i % 4 == 1) {
+            CHECK_EQ(strcmp(fl[k].name, "task"), 0);
+            unnamed++;
+        } else if (i % 4 == 2) {
+            CHECK_EQ(len, WF_GROUP_FAILURE_NAME_MAX - 1);
+            CHECK_EQ(strncmp(fl[k].name, ns[i].name, len), 0);
+            truncated++;
+        } else {
+            CHECK_EQ(strcmp(fl[k].name, ns[i].name), 0);
+            named++;
+        }
+        /* The id: the handle we kept, or a dead one (nobody held it). */
+        CHECK(fl[k].task != WF_TASK_NONE);
+        if (i == 3) {
+            CHECK_EQ(fl[k].task, kept);
+            char buf[WF_GROUP_FAILURE_NAME_MAX];
+            CHECK_EQ(wf_task_name(kept, buf, sizeof buf), 0);
+            CHECK_EQ(strcmp(buf, fl[k].name), 0);
+        } else {
+            CHECK(handle_dead(fl[k].task));
+        }
+        for (int j = 0; j < k; j++)
+            CHECK(fl[j].task != fl[k].task); /* one id per child */
+    }
+    CHECK_EQ(named + unnamed + truncated, N);
+    CHECK_EQ(unnamed, (N + 2) / 4);
+    /* Nothing past cap is written. */
+    unsigned char pat[sizeof *fl];
+    memset(pat, 0x5a, sizeof pat);
+    CHECK_EQ(memcmp(&fl[N], pat, sizeof pat), 0);
+    int st = 0;
+    CHECK_EQ(wf_join(kept, &st, NULL), 0);
+    CHECK_EQ(st, -(EIO + 3 % 3));
+    free(seen);
+    free(fl);
+    free(ns);
+    wf_future_release(gate);
+    return 0;
+}
+
+static void test_failure_identity(void **state)
+{
+    run_main(4, m_failure_identity, NULL);
 }
 
 /* A child fails while the parent's body is still running: the body is
@@ -388,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_fail_while_sleeping),
         cmocka_unit_test(test_cancelled_not_failures),
         cmocka_unit_test(test_every_failure),
+        cmocka_unit_test(test_failure_identity),
         cmocka_unit_test(test_body_cancelled),
         cmocka_unit_test(test_parent_cancelled),
         cmocka_unit_test(test_group_cancel),
