@@ -145,12 +145,12 @@ static wf__stack *new_guarded(wf__stack_pool *p, size_t total)
     pthread_mutex_unlock(&p->lock);
     if (!allowed)
         return NULL;
-    size_t len = total + p->page;
+    size_t len = total + WF__STACK_GUARD_BYTES;
     char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
     if (m == MAP_FAILED)
         return NULL;
-    if (mprotect(m, p->page, PROT_NONE) != 0 || !remember_map(p, m, len)) {
+    if (mprotect(m, WF__STACK_GUARD_BYTES, PROT_NONE) != 0 || !remember_map(p, m, len)) {
         /* Out of mappings: stop trying, slabs from now on. */
         pthread_mutex_lock(&p->lock);
         p->guard_budget = 0;
@@ -158,7 +158,7 @@ static wf__stack *new_guarded(wf__stack_pool *p, size_t total)
         munmap(m, len);
         return NULL;
     }
-    return init_stack(m + p->page, total, true);
+    return init_stack(m + WF__STACK_GUARD_BYTES, total, true);
 }
 
 /* Lock held. A new slab for class `c`. */
@@ -169,7 +169,7 @@ static bool new_slab(wf__stack_pool *p, int c)
     unsigned n = p->cls[c].slab_n ? p->cls[c].slab_n * 2 : WF__STACK_SLAB;
     if (n > WF__STACK_SLAB_MAX)
         n = WF__STACK_SLAB_MAX;
-    size_t len = p->page + (size_t)n * total;
+    size_t len = WF__STACK_GUARD_BYTES + (size_t)n * total;
     char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
     if (m == MAP_FAILED)
@@ -178,11 +178,11 @@ static bool new_slab(wf__stack_pool *p, int c)
         munmap(m, len);
         return false;
     }
-    /* One guard page under the whole slab stops a runaway overflow there and
-     * guards its lowest stack. If it cannot be had (mapping limit), the page
-     * stays readable and that stack's canary lives in it instead. */
-    p->cls[c].slab_guarded = mprotect(m, p->page, PROT_NONE) == 0;
-    p->cls[c].bump = m + p->page;
+    /* One guard region under the whole slab stops a runaway overflow there
+     * and guards its lowest stack. If it cannot be had (mapping limit), it
+     * stays readable and that stack's canary lives at its top instead. */
+    p->cls[c].slab_guarded = mprotect(m, WF__STACK_GUARD_BYTES, PROT_NONE) == 0;
+    p->cls[c].bump = m + WF__STACK_GUARD_BYTES;
     p->cls[c].left = n;
     p->cls[c].slab_n = n;
     return true;
@@ -333,8 +333,8 @@ bool wf__stack_canary_full_ok(const wf__stack *s)
 
 bool wf__stack_is_overflow_addr(const wf__stack *s, uintptr_t addr)
 {
-    /* The guard page or canary, or anything just below the stack: a large
-     * frame can jump past a single page. */
+    /* The guard region or canary, or anything just below the stack: a
+     * large frame can jump past a single page. */
     uintptr_t lo = (uintptr_t)s->lo;
-    return addr < lo && lo - addr <= 64 * 1024;
+    return addr < lo && lo - addr <= WF__STACK_GUARD_BYTES;
 }

@@ -3,7 +3,7 @@
  *
  * LAYOUT of one stack (addresses grow to the right, the stack grows left):
  *
- *   [guard page?][ ........ usable ........ | header | canary zone ]
+ *   [guard, 64K?][ ........ usable ........ | header | canary zone ]
  *                ^lo                        ^hi                    ^end
  *
  * In a slab the stacks follow each other, so a stack's lo is the end of the
@@ -14,7 +14,8 @@
  * touches first anyway, so an idle fiber costs one resident page. It holds
  * the free-list link while the stack is pooled.
  *
- * GUARDS vs vm.max_map_count. A guard page makes an overflow fault at once,
+ * GUARDS vs vm.max_map_count. A guard region (WF__STACK_GUARD_BYTES of
+ * PROT_NONE, one mapping) makes an overflow fault at once,
  * but costs two mappings per stack, and a default machine allows 65530
  * mappings per process: a million fibers cannot each have one. So stacks
  * get guard pages while a budget lasts (wf_config_t.guard_stacks), and past
@@ -32,7 +33,9 @@
  *     the slab's guard page).
  * The residue, stated plainly: a frame larger than the zone that skips it
  * without writing any of it, and returns before the fiber ends, corrupts a
- * neighbour undetected. Guard pages have no such gap, which is why stacks
+ * neighbour undetected. Guard regions have no such gap for frames up to
+ * their 64 KiB (a larger frame that skips them all lands beyond; compile
+ * with -fstack-clash-protection to close that too), which is why stacks
  * get them first. The zone lives in the neighbour's top page, resident
  * anyway, so it costs no memory; a canary in the stack's own low page would
  * cost a page fault per fiber (~11 us on this VM).
@@ -66,6 +69,13 @@
 #define WF__STACK_DEFAULT (64u * 1024)
 #define WF__STACK_TRIM (16u * 1024)
 #define WF__STACK_CACHE 64  /* per-worker cache depth */
+/* The PROT_NONE region under a guarded stack (and under a slab): 64 KiB,
+ * not one page, so that a single frame of up to 64 KiB that skips past the
+ * bottom without touching the page right below it (a large local buffer
+ * filled from its low end) still lands in the guard instead of in whatever
+ * mapping lies below. Address space only: no memory, and still one
+ * mapping. wf__stack_is_overflow_addr looks as far. */
+#define WF__STACK_GUARD_BYTES (64 * 1024)
 #define WF__STACK_SLAB 32        /* stacks in a class's first slab mapping */
 #define WF__STACK_SLAB_MAX 1024  /* ...doubling up to this many */
 /* The default size plus the powers of two from 16 KiB to 1 GiB

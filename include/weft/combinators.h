@@ -281,6 +281,12 @@ int wf_timeout_expired(const wf_timeout_t *tm);
  *   wf_timeout_leave(&cs);              // the cancellation is back
  *   return e;
  * @endcode
+ * Its deadline does not shorten the waits the runtime makes uninterruptible
+ * because they must outlast the tasks they wait for: wf_group_wait() once
+ * it has cancelled its children, and the waits of wf_gather() and
+ * wf_wait_for() for tasks they have cancelled (wf_cancel_join() obeys it,
+ * detaching what is left). Those end when the tasks end.
+ *
  * Leave it with wf_timeout_leave() (1 if its deadline passed); it obeys
  * the same storage and nesting rules as a timeout scope, and
  * wf_timeout_reschedule/_when/_expired work on it.

@@ -36,6 +36,8 @@ extern "C" {
     F(wf_group_failure_t, task)                                                                              \
     F(wf_group_failure_t, status)                                                                            \
     F(wf_group_failure_t, result)                                                                            \
+    F(wf_group_failure_t, arg)                                                                               \
+    F(wf_group_failure_t, name)                                                                              \
     T(wf_lock_t)                                                                                             \
     T(wf_rwlock_t)                                                                                           \
     T(wf_event_t)                                                                                            \
