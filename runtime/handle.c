@@ -134,8 +134,10 @@ static wf__slot *slot_of(wf__handles *h, uint64_t id)
     return slot_at(h, idx);
 }
 
-/* The one CAS behind pin and claim (handle.h): `claim` consumes a handle. */
-static int take(wf__handles *h, uint64_t id, bool claim, struct wf__task **out)
+/* The one CAS behind pin and claim (handle.h): `claim` consumes a handle;
+ * `last` (with claim) takes the whole word when it holds exactly one handle
+ * and nothing else, and returns 1 (wf__handle_claim_or_last). */
+static int take(wf__handles *h, uint64_t id, bool claim, bool last, struct wf__task **out)
 {
     *out = NULL;
     wf__slot *s = slot_of(h, id);
@@ -151,16 +153,19 @@ static int take(wf__handles *h, uint64_t id, bool claim, struct wf__task **out)
             return -EINVAL;
         if (pins == WF__REF_PINS_MAX)
             return -EOVERFLOW;
-        uint64_t nw = w + WF__REF_PIN - (claim ? WF__REF_HANDLE : 0);
+        bool all = last && (uint32_t)w == WF__REF_HANDLE;
+        uint64_t nw = all ? gen << WF__REF_GEN_SHIFT : w + WF__REF_PIN - (claim ? WF__REF_HANDLE : 0);
         /* acquire: pairs with the release store in wf__handle_alloc (the
          * task pointer and the record) and with the release half of every
-         * earlier reference change (what their holders wrote). */
+         * earlier reference change (what their holders wrote: for `all`,
+         * the running reference's drop published the outcome and the
+         * fiber's last use of the record). */
         if (atomic_compare_exchange_weak_explicit(&s->word, &w, nw, memory_order_acquire,
-                                                  memory_order_relaxed))
-            break;
+                                                  memory_order_relaxed)) {
+            *out = atomic_load_explicit(&s->task, memory_order_relaxed);
+            return all;
+        }
     }
-    *out = atomic_load_explicit(&s->task, memory_order_relaxed);
-    return 0;
 }
 
 struct wf__task *wf__handle_get(wf__handles *h, uint64_t id)
@@ -173,12 +178,17 @@ struct wf__task *wf__handle_get(wf__handles *h, uint64_t id)
 
 int wf__handle_pin(wf__handles *h, uint64_t id, struct wf__task **out)
 {
-    return take(h, id, false, out);
+    return take(h, id, false, false, out);
 }
 
 int wf__handle_claim(wf__handles *h, uint64_t id, struct wf__task **out)
 {
-    return take(h, id, true, out);
+    return take(h, id, true, false, out);
+}
+
+int wf__handle_claim_or_last(wf__handles *h, uint64_t id, struct wf__task **out)
+{
+    return take(h, id, true, true, out);
 }
 
 int wf__handle_add(struct wf__task *t, uint64_t add)
@@ -257,6 +267,11 @@ static void release(wf__handles *h, wf__handle_cache *cache, struct wf__task *t)
     t->qnext = h->deferred;
     h->deferred = t;
     pthread_mutex_unlock(&h->scan_lock);
+}
+
+void wf__handle_free_owned(wf__handles *h, wf__handle_cache *cache, struct wf__task *t)
+{
+    release(h, cache, t);
 }
 
 void wf__handle_refs(wf__handles *h, wf__handle_cache *cache, struct wf__task *t, int dhandles, int dpins,

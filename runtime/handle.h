@@ -128,6 +128,16 @@ int wf__handle_pin(wf__handles *h, uint64_t id, struct wf__task **out);
  * (a concurrent or earlier join or detach took the last). */
 int wf__handle_claim(wf__handles *h, uint64_t id, struct wf__task **out);
 
+/* wf__handle_claim, and the join of a finished task in the same one CAS:
+ * if `id`'s word holds exactly one handle and nothing else (no pin, the
+ * running reference gone: the task has ended and its fiber let go), take
+ * the whole of it and return 1: the record is then the caller's alone (no
+ * other reference exists, and none can be taken: a pin needs a handle or a
+ * pin); it reads the outcome and gives the record back with
+ * wf__handle_free_owned(). Otherwise as wf__handle_claim (0 or -errno). */
+int wf__handle_claim_or_last(wf__handles *h, uint64_t id, struct wf__task **out);
+void wf__handle_free_owned(wf__handles *h, wf__handle_cache *cache, struct wf__task *t);
+
 /* Change `t`'s handles, pins and running reference by the given amounts
  * (each -1, 0 or +1; an increment only where the caller knows the count is
  * below its maximum). A count taken below 0 aborts (a runtime bug). When the low 32 bits reach 0 the slot and record are
