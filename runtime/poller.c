@@ -293,6 +293,13 @@ static int64_t keep_time(wf__poller *p, wf__batch *b)
         atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
     if (rescue)
         wf__notify_work(rt);
+    /* A callback fired above from a parked worker's wheel runs on this
+     * thread, and a timer it arms lands on our own wheel (no kick: we are
+     * the poller): look at it again, or an all-parked runtime would sleep
+     * through it forever. */
+    int64_t own = wf__timers_next(&p->timers);
+    if (own < next)
+        next = own;
     if (any_awake && next > now + WF__SYSMON_NS)
         next = now + WF__SYSMON_NS;
     return next;

@@ -468,6 +468,49 @@ static void test_timer_spawn_at_shutdown(void **state)
     (void)fired;
 }
 
+/* A callback timer that re-arms itself while every worker is parked: the
+ * poller fires it (from a parked worker's wheel) and the re-arm lands on the
+ * poller's own wheel, which the poller must look at again before it sleeps
+ * (it used to sleep through it forever). */
+static wf_timer_t rearm_tm;
+static wf_future_t *rearm_fut;
+static _Atomic int rearm_ticks;
+
+static void rearm_cb(void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&rearm_ticks, 1) + 1 == 5) {
+        (void)wf_future_set(rearm_fut, 0, NULL);
+        (void)wf_future_release(rearm_fut); /* the callback's reference */
+        return;
+    }
+    CHECK_EQ(wf_timer_start(&rearm_tm, wf_deadline_in(2 * WF_NSEC_PER_MSEC), rearm_cb, NULL), 0);
+}
+
+static int m_rearm(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    atomic_store(&rearm_ticks, 0);
+    CHECK_EQ(wf_future_create(&rearm_fut), 0);
+    CHECK_EQ(wf_future_ref(rearm_fut), 0);
+    CHECK_EQ(wf_timer_start(&rearm_tm, wf_deadline_in(2 * WF_NSEC_PER_MSEC), rearm_cb, NULL), 0);
+    int st = 1;
+    /* Nothing else runs: both workers park while the timers fire. */
+    CHECK_EQ(wf_future_wait(rearm_fut, wf_deadline_in(30 * WF_NSEC_PER_SEC), &st, NULL), 0);
+    CHECK_EQ(st, 0);
+    CHECK_EQ(atomic_load(&rearm_ticks), 5);
+    CHECK_EQ(wf_future_release(rearm_fut), 0);
+    return 0;
+}
+
+static void test_timer_rearm_all_parked(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5; i++)
+        run_main(2, m_rearm, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_tls_across_waits),
         cmocka_unit_test(test_pinned_workers_config),
         cmocka_unit_test(test_timer_spawn_at_shutdown),
+        cmocka_unit_test(test_timer_rearm_all_parked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
