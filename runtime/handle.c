@@ -84,7 +84,7 @@ static uint32_t fresh_index(wf__handles *h)
     return idx;
 }
 
-bool wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__task *t)
+bool wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__task *t, uint64_t refs)
 {
     uint32_t idx = NO_INDEX;
     if (cache && cache->n) {
@@ -120,8 +120,7 @@ bool wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__task *
     atomic_store_explicit(&s->task, t, memory_order_release);
     /* release: a lookup whose CAS reads this word (acquire) sees the task
      * pointer and the initialised record. */
-    atomic_store_explicit(&s->word, (gen << WF__REF_GEN_SHIFT) | WF__REF_HANDLE | WF__REF_RUNNING,
-                          memory_order_release);
+    atomic_store_explicit(&s->word, (gen << WF__REF_GEN_SHIFT) | refs | WF__REF_RUNNING, memory_order_release);
     return true;
 }
 

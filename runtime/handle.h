@@ -108,10 +108,11 @@ int wf__handles_init(wf__handles *h, void (*free_task)(struct wf__task *));
  * whose handles were never given back. */
 void wf__handles_destroy(wf__handles *h);
 
-/* Give `t` a handle: its slot's word starts as one handle plus the running
- * reference. Sets t->id and t->slot. Returns false when out of slots or
- * memory. */
-bool wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__task *t);
+/* Give `t` a slot: its word starts as the running reference plus `refs`
+ * (WF__REF_HANDLE for a spawn's handle; the runtime's own holders ask for
+ * WF__REF_PIN, which no join or detach of the user's can consume). Sets
+ * t->id and t->slot. Returns false when out of slots or memory. */
+bool wf__handle_alloc(wf__handles *h, wf__handle_cache *cache, struct wf__task *t, uint64_t refs);
 
 /* The task named by `id`, without taking anything: only for a handle the
  * caller holds and that nobody else can consume (one it has just made and

@@ -273,14 +273,15 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
     mo.name = "main";
     wf_task_t main_id;
     wf__tls_set(rt, NULL); /* wf_spawn needs to know the runtime */
-    err = wf_spawn(&main_id, main_trampoline, &mb, &mo);
+    /* wf_run's reference to main is a pin: main's own wf_detach(wf_self())
+     * or a join by another task finds no handle to consume (-EINVAL). */
+    err = wf__spawn_refs(&main_id, &rt->main_task, main_trampoline, &mb, &mo, WF__REF_PIN);
     wf__tls_set(NULL, NULL);
     if (err < 0) {
         wf__overflow_uninstall();
         destroy(rt);
         return err;
     }
-    rt->main_task = wf__handle_get(&rt->handles, main_id);
 
     /* Steps 8 and 9. */
     err = wf__poller_start(&rt->poller);
@@ -316,7 +317,7 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
     stop_threads(rt);
 
     /* Step 13. */
-    wf__task_unref(rt->main_task);
+    wf__task_unpin(rt->main_task);
     wf__overflow_uninstall();
     destroy(rt);
     if (err)

@@ -302,6 +302,12 @@ bool wf__task_remove_hook(wf__task *t, wf__done_hook *h)
 
 int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
 {
+    return wf__spawn_refs(out, NULL, fn, arg, opts, WF__REF_HANDLE);
+}
+
+int wf__spawn_refs(wf_task_t *out, wf__task **rec, wf_fn fn, void *arg, const wf_spawn_opts_t *opts,
+                   uint64_t refs)
+{
     if (!out || !fn)
         return -EINVAL;
     wf__runtime *rt = wf__tls_runtime();
@@ -370,7 +376,7 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
         t->name[n] = '\0';
     }
 
-    if (!wf__handle_alloc(&rt->handles, w ? &w->handles : NULL, t)) {
+    if (!wf__handle_alloc(&rt->handles, w ? &w->handles : NULL, t, refs)) {
         wf__task_free_record(t);
         return -ENOMEM;
     }
@@ -379,6 +385,8 @@ int wf_spawn(wf_task_t *out, wf_fn fn, void *arg, const wf_spawn_opts_t *opts)
     else
         atomic_fetch_add_explicit(&rt->ext_spawned, 1, memory_order_release);
     *out = t->id;
+    if (rec)
+        *rec = t; /* alive: the caller holds `refs` */
     wf__schedule_new(rt, t);
     return 0;
 }
@@ -391,7 +399,7 @@ int wf_join_until(wf_task_t id, int64_t deadline, int *status, void **result)
     if (deadline < WF_FOREVER)
         return -EINVAL;
     if (id == self->id)
-        return wf__task_handles(self) ? -EDEADLK : -EINVAL;
+        return -EDEADLK; /* the caller itself, whether or not a handle to it is left */
     wf__task *t;
     /* The common case, a task that has already ended and whose handle is
      * the caller's last reference, costs one CAS (and the release). */

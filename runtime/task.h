@@ -185,6 +185,12 @@ int wf__task_pin(struct wf__runtime *rt, uint64_t id, wf__task **out);
  * or wf__task_unclaim (it is given back: the call failed). */
 int wf__task_claim(struct wf__runtime *rt, uint64_t id, wf__task **out);
 void wf__task_unpin(wf__task *t);
+/* wf_spawn, with the new task's references chosen: WF__REF_HANDLE (the
+ * caller's handle), WF__REF_PIN (a runtime holder's own reference, given
+ * back with wf__task_unpin: no join or detach can consume it), or both
+ * added. `rec` (optional) receives the record. */
+int wf__spawn_refs(wf_task_t *out, wf__task **rec, wf_fn fn, void *arg, const wf_spawn_opts_t *opts,
+                   uint64_t refs);
 void wf__task_unclaim(wf__task *t);
 
 /* Add one handle to `t`, which the caller keeps alive (a pin or a handle

@@ -451,6 +451,74 @@ static void test_stack_sizes(void **state)
     run_main(2, m_stack_sizes, NULL);
 }
 
+/* --- the runtime's own references cannot be consumed by the user ------------ */
+
+static int fails(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    return -5;
+}
+
+static int detach_self(void *arg, void **res)
+{
+    (void)res;
+    atomic_store((_Atomic int *)arg, wf_detach(wf_self()));
+    return -5;
+}
+
+static int m_internal_refs(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    /* main's own reference is wf_run's: not the user's to give back. */
+    CHECK_EQ(wf_detach(wf_self()), -EINVAL);
+    CHECK_EQ(wf_join(wf_self(), NULL, NULL), -EDEADLK);
+    for (int i = 0; i < SCALED(200); i++) {
+        /* A double join of a group child: the second finds no handle. */
+        wf_group_t g;
+        CHECK_EQ(wf_group_init(&g), 0);
+        wf_task_t id;
+        CHECK_EQ(wf_group_spawn(&g, &id, fails, NULL, NULL), 0);
+        int st = 0;
+        CHECK_EQ(wf_join(id, &st, NULL), 0);
+        CHECK_EQ(st, -5);
+        CHECK_EQ(wf_join(id, NULL, NULL), -EINVAL);
+        CHECK_EQ(wf_detach(id), -EINVAL);
+        wf_group_failure_t f[2];
+        CHECK_EQ(wf_group_wait(&g, f, 2), 1);
+        CHECK_EQ(f[0].status, -5);
+        /* A child that detaches itself: it holds no handle of its own. */
+        _Atomic int det = 1;
+        CHECK_EQ(wf_group_init(&g), 0);
+        CHECK_EQ(wf_group_spawn(&g, NULL, detach_self, &det, NULL), 0);
+        CHECK_EQ(wf_group_wait(&g, f, 2), 1);
+        CHECK_EQ(atomic_load(&det), -EINVAL);
+        /* as_completed's own references: a double join before the
+         * iterator hands the task out leaves the iterator whole. */
+        wf_task_t t;
+        CHECK_EQ(wf_spawn(&t, fails, NULL, NULL), 0);
+        wf_as_completed_t *it = NULL;
+        CHECK_EQ(wf_as_completed_start(&it, &t, 1, WF_FOREVER), 0);
+        CHECK_EQ(wf_join(t, NULL, NULL), 0);
+        CHECK_EQ(wf_join(t, NULL, NULL), -EINVAL);
+        wf_task_t got = 0;
+        CHECK_EQ(wf_as_completed_next(it, &got), 1);
+        CHECK_EQ(got, t);
+        CHECK_EQ(wf_join(got, &st, NULL), 0); /* the iterator's new reference */
+        CHECK_EQ(st, -5);
+        CHECK_EQ(wf_as_completed_next(it, &got), 0);
+        CHECK_EQ(wf_as_completed_end(it), 0);
+    }
+    return 0;
+}
+
+static void test_internal_refs(void **state)
+{
+    (void)state;
+    run_main(2, m_internal_refs, NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -463,6 +531,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_drop_waits_2),
         cmocka_unit_test(test_next_slot_busy),
         cmocka_unit_test(test_stack_sizes),
+        cmocka_unit_test(test_internal_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -203,8 +203,13 @@ int wf_group_spawn(wf_group_t *gu, wf_task_t *out, wf_fn fn, void *arg, const wf
     wf__spin_unlock(&g->lock);
 
     /* Step 2. */
+    /* The group's own reference is a pin, not a handle: the caller's join
+     * or detach (even a double one, even the child detaching itself) can
+     * only consume the caller's handle (`out`), never the group's, so the
+     * record outlives the group's use of it. */
     wf_task_t id;
-    int r = wf_spawn(&id, fn, arg, opts);
+    wf__task *t;
+    int r = wf__spawn_refs(&id, &t, fn, arg, opts, WF__REF_PIN | (out ? WF__REF_HANDLE : 0));
     if (r < 0) {
         wf__task *wake = NULL;
         uint64_t seq = 0;
@@ -223,11 +228,8 @@ int wf_group_spawn(wf_group_t *gu, wf_task_t *out, wf_fn fn, void *arg, const wf
         free(c);
         return r;
     }
-    wf__task *t = wf__handle_get(&rt->handles, id); /* alive: we hold its handle */
-    if (out) {
-        (void)wf__task_ref(t); /* a new task: far from the maximum */
+    if (out)
         *out = id;
-    }
 
     /* Step 3. */
     wf__spin_lock(&g->lock);
@@ -359,7 +361,7 @@ int wf_group_wait(wf_group_t *gu, wf_group_failure_t *failures, size_t cap)
     wf__link *l;
     while ((l = wf__list_pop_front(&g->children)) != NULL) {
         child *c = wf__container_of(l, child, link);
-        wf__task_unref(c->t);
+        wf__task_unpin(c->t);
         free(c);
     }
     atomic_store_explicit(&g->magic, GROUP_DONE, memory_order_relaxed);

@@ -278,14 +278,15 @@ int wf_run_threadsafe(wf_runtime_t h, wf_fn fn, void *arg, int64_t deadline, int
     if (r < 0)
         return r;
     wf__tls_set(rt, NULL);
+    /* Our reference is a pin: the task detaching itself cannot take it. */
     wf_task_t id;
-    r = wf_spawn(&id, fn, arg, NULL);
+    wf__task *t;
+    r = wf__spawn_refs(&id, &t, fn, arg, NULL, WF__REF_PIN);
     if (r < 0) {
         wf__tls_set(NULL, NULL);
         unhold(rt);
         return r;
     }
-    wf__task *t = wf__handle_get(&rt->handles, id); /* alive: we hold its handle */
     waiter w;
     w.hook.fn = on_task_done;
     atomic_init(&w.done, 0);
@@ -301,11 +302,11 @@ int wf_run_threadsafe(wf_runtime_t h, wf_fn fn, void *arg, int64_t deadline, int
     wf__tls_set(NULL, NULL);
     bool timed_out = !block(&w, deadline);
     if (timed_out) {
-        wf__task_cancel(t, NULL); /* alive: we still hold its handle */
+        wf__task_cancel(t, NULL); /* alive: we still hold our pin */
         block(&w, WF_FOREVER);
     }
     wf__task_remove_hook(t, &w.hook); /* the hook has finished with w */
-    wf__task_unref(t);
+    wf__task_unpin(t);
     unhold(rt);
     if (status)
         *status = w.status;

@@ -113,7 +113,7 @@ int wf_wait_for(wf_task_t id, int64_t deadline, int *status, void **result)
     if (deadline < WF_FOREVER)
         return -EINVAL;
     if (id == self->id)
-        return wf__task_handles(self) ? -EDEADLK : -EINVAL;
+        return -EDEADLK; /* the caller itself, whether or not a handle to it is left */
     wf__task *t;
     int e = wf__task_claim(self->rt, id, &t);
     if (e)
@@ -171,26 +171,21 @@ int wf_as_completed_start(wf_as_completed_t **itp, const wf_task_t *ids, size_t 
         free(ts);
         return err;
     }
-    /* The iterator's own handles keep every record alive while its hooks
-     * are registered, whatever the caller does with its handles; the pins
-     * taken above hold them until then. */
-    size_t refd = 0;
-    while (refd < n && (err = wf__task_ref(ts[refd])) == 0)
-        refd++;
-    wf_as_completed_t *it = NULL;
-    if (!err) {
-        it = malloc(sizeof *it + n);
-        if (!it)
-            err = -ENOMEM;
-    }
+    /* The pins taken above are the iterator's own references: they keep
+     * every record alive while its hooks are registered, whatever the
+     * caller does with its handles, and unlike handles no join or detach
+     * of the caller's can consume them (a double join of one of these
+     * tasks is -EINVAL, not a use after free at the end). A pin becomes
+     * the caller's new handle when the task is handed out. */
+    wf_as_completed_t *it = malloc(sizeof *it + n);
+    if (!it)
+        err = -ENOMEM;
     if (!err && (err = wf__watch_init(&it->w, ts, n)) < 0) {
         free(it);
         it = NULL;
     }
     if (err)
-        for (size_t i = 0; i < refd; i++)
-            wf__task_unref(ts[i]);
-    wf__combo_unpin_all(ts, n);
+        wf__combo_unpin_all(ts, n);
     free(ts);
     if (err)
         return err;
@@ -233,10 +228,12 @@ int wf_as_completed_next(wf_as_completed_t *it, wf_task_t *task)
     wf__spin_lock(&w->lock);
     if (w->consumed < w->ndone) {
         /* One has ended (even if the wait timed out meanwhile): hand it
-         * over with the iterator's reference. */
+         * over, the iterator's pin turned into a handle for the caller (one
+         * RMW; the count never reaches 0 on the way). */
         uint32_t idx = w->order[w->consumed++];
         it->handed[idx] = 1;
         *task = w->tasks[idx]->id;
+        wf__task_unclaim(w->tasks[idx]);
         ret = 1;
     } else if (w->consumed == w->n) {
         ret = 0;
@@ -259,7 +256,7 @@ int wf_as_completed_end(wf_as_completed_t *it)
     wf__watch_disarm(&it->w);
     for (uint32_t i = 0; i < it->w.n; i++)
         if (!it->handed[i])
-            wf__task_unref(it->w.tasks[i]);
+            wf__task_unpin(it->w.tasks[i]);
     it->magic = 0;
     wf__watch_free(&it->w);
     free(it);

@@ -34,7 +34,7 @@ int wf__combo_take_all(wf__task *self, const wf_task_t *ids, size_t n, bool clai
     size_t i = 0;
     for (; i < n; i++) {
         if (ids[i] == self->id) {
-            err = wf__task_handles(self) ? -EDEADLK : -EINVAL;
+            err = -EDEADLK; /* the caller itself, handle or not */
             break;
         }
         err = claim ? wf__task_claim(self->rt, ids[i], &ts[i]) : wf__task_pin(self->rt, ids[i], &ts[i]);
