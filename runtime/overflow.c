@@ -72,6 +72,10 @@ static void report(wf__task *t, const char *how)
 _Noreturn void wf__overflow_report(wf__task *t)
 {
     report(t, "its canary was overwritten");
+    /* As from the fault handler: SIGABRT defaulted, so that a handler the
+     * program installed (a test framework's, which longjmps) cannot resume
+     * anything on a smashed stack; the process ends with SIGABRT. */
+    signal(SIGABRT, SIG_DFL);
     abort();
 }
 

@@ -165,7 +165,7 @@ static void stop_threads(wf__runtime *rt)
         wf__worker *w = &rt->workers[i];
         if (!w->started)
             continue;
-        atomic_store_explicit(&w->futex, 2, memory_order_release);
+        atomic_fetch_or_explicit(&w->futex, 2, memory_order_release);
         wf__futex_wake(&w->futex, 1);
     }
     for (uint32_t i = 0; i < rt->nworkers; i++) {

@@ -54,8 +54,8 @@ typedef struct wf__worker {
     /* --- shared --- */
     wf__timers timers;
     wf__inject pinned; /* tasks pinned to this worker, made runnable elsewhere */
-    /* futex word: 0 asleep (or about to be), 1 woken to search, 2 woken
-     * plainly (pinned work, shutdown). */
+    /* futex word, bits: 0 asleep (or about to be), 1 woken to search, 2
+     * woken plainly (pinned work, shutdown); wakers OR them in. */
     WF_ALIGNED_CL _Atomic uint32_t futex;
     _Atomic bool parked;      /* between registering parked and waking up */
     _Atomic uint64_t ticks;   /* published tick, for the sysmon */

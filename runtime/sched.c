@@ -129,7 +129,10 @@ void wf__worker_wake(wf__worker *w, uint32_t how)
 {
     /* release: pairs with the worker's acquire load of its futex word, so
      * it sees whatever the waker queued for it. */
-    atomic_store_explicit(&w->futex, how, memory_order_release);
+    /* fetch_or, not a store: a plain wake-up (2) landing on a search
+     * wake-up (1) must not erase it, or the searcher the waker counted in
+     * the idle state is never uncounted (every later wake-up skipped). */
+    atomic_fetch_or_explicit(&w->futex, how, memory_order_release);
     wf__futex_wake(&w->futex, 1);
 }
 
@@ -389,7 +392,7 @@ static void park(wf__worker *w)
     if (last && work_pending(rt))
         wf__notify_work(rt);
     if (!wf__inject_maybe_empty(&w->pinned) && wf__idle_wake_index(&rt->idle, w->index))
-        atomic_store_explicit(&w->futex, 2, memory_order_relaxed);
+        atomic_fetch_or_explicit(&w->futex, 2, memory_order_relaxed);
     /* Our timers become the poller's job while we sleep. */
     int64_t next = wf__timers_next(&w->timers);
     if (next != INT64_MAX)
@@ -411,7 +414,7 @@ static void park(wf__worker *w)
     if (atomic_load_explicit(&rt->poller.deep_sleep, memory_order_seq_cst))
         wf__poller_kick_at(&rt->poller, 0);
     uint32_t how = atomic_exchange_explicit(&w->futex, 0, memory_order_acquire);
-    w->searching = how == 1;
+    w->searching = (how & 1) != 0; /* counted as a searcher by its waker */
 }
 
 static wf__task *find_task(wf__worker *w)
