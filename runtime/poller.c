@@ -21,6 +21,7 @@
 #include "sanitizer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -309,6 +310,9 @@ static void *poller_main(void *arg)
 {
     wf__poller *p = arg;
     wf__runtime *rt = p->rt;
+    /* 15 characters at most (the kernel's comm); failure only loses the
+     * name in ps and debuggers. */
+    (void)pthread_setname_np(pthread_self(), "wf-poller");
     wf__tls_set(rt, NULL);
     struct epoll_event ev[MAX_EVENTS];
     for (;;) {

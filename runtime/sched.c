@@ -84,6 +84,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <weft/time.h>
@@ -456,6 +457,11 @@ void *wf__worker_main(void *arg)
 {
     wf__worker *w = arg;
     wf__runtime *rt = w->rt;
+    /* "wf-worker-1023" at most: within the kernel's 15-character comm.
+     * Failure only loses the name in ps, top and debuggers. */
+    char name[16];
+    snprintf(name, sizeof name, "wf-worker-%u", (unsigned)w->index);
+    (void)pthread_setname_np(pthread_self(), name);
     wf__tls_set(rt, w);
     w->tsan_sched = wf__tsan_current();
     pthread_attr_t attr;
