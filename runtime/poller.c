@@ -11,8 +11,9 @@
  *      at most WF__SYSMON_NS ahead while any worker is awake. Publish it in
  *      wake_at with an exchange: a kicker that lowered wake_at meanwhile
  *      also wrote the eventfd, so the sleep below returns at once.
- *   3. epoll_pwait2 until then; set wake_at to INT64_MAX while awake (any
- *      kick then writes the eventfd, and the next round recomputes).
+ *   3. epoll_pwait2 until then (or the epoll_pwait fallback, poller.h);
+ *      set wake_at to INT64_MAX while awake (any kick then writes the
+ *      eventfd, and the next round recomputes).
  *   4. Turn each event into wake-ups, all in one batch to the inject queue.
  */
 #include "poller.h"
@@ -21,6 +22,7 @@
 #include "sanitizer.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,20 @@
 /* node->data of a waiter woken because its fd was forgotten. */
 static char badf_mark;
 
+/* Set once any poller of this process found epoll_pwait2 missing (ENOSYS,
+ * EPERM): later runtimes start on the fallback instead of failing the call
+ * again (under valgrind each failure prints a warning). relaxed: a one-way
+ * hint with nothing else to publish; a runtime that misses it fails one
+ * call and falls back by itself. */
+static _Atomic bool pwait2_missing;
+
+/* WF_POLLER_NO_PWAIT2 set to anything but "" or "0" forces the fallback. */
+static bool pwait2_disabled_by_env(void)
+{
+    const char *v = getenv("WF_POLLER_NO_PWAIT2");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 int wf__poller_init(wf__poller *p, wf__runtime *rt)
 {
     memset(p, 0, sizeof *p);
@@ -47,6 +63,8 @@ int wf__poller_init(wf__poller *p, wf__runtime *rt)
     atomic_init(&p->stop, false);
     atomic_init(&p->wake_at, INT64_MAX);
     atomic_init(&p->deep_sleep, false);
+    atomic_init(&p->use_pwait2,
+                !pwait2_disabled_by_env() && !atomic_load_explicit(&pwait2_missing, memory_order_relaxed));
     pthread_mutex_init(&p->fds_lock, NULL);
     wf__timers_init(&p->timers, rt, wf_now());
     size_t len = sizeof(*p->fds) * WF__FD_MAX_CHUNKS;
@@ -306,6 +324,40 @@ static int64_t keep_time(wf__poller *p, wf__batch *b)
     return next;
 }
 
+/* Step 3: wait for events for at most `d` ns (-1: forever). Returns the
+ * number of events, or -1 when the caller should just go round again
+ * (EINTR; epoll_pwait2 found missing, the fallback now in use). */
+static int poll_events(wf__poller *p, struct epoll_event *ev, int64_t d)
+{
+    /* relaxed: written before the thread starts (pthread_create orders
+     * it) or by this thread itself. */
+    if (atomic_load_explicit(&p->use_pwait2, memory_order_relaxed)) {
+        struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
+        int n = epoll_pwait2(p->epfd, ev, MAX_EVENTS, d < 0 ? NULL : &ts, NULL);
+        if (n >= 0 || errno == EINTR)
+            return n;
+        if (errno != ENOSYS && errno != EPERM)
+            wf__panic("poller: epoll_pwait2 on the runtime's own epoll failed: %s", strerror(errno));
+        /* Missing (old kernel) or refused (seccomp, valgrind): decided
+         * once, never retried. relaxed: see use_pwait2 and
+         * pwait2_missing. */
+        atomic_store_explicit(&p->use_pwait2, false, memory_order_relaxed);
+        atomic_store_explicit(&pwait2_missing, true, memory_order_relaxed);
+        return -1;
+    }
+    /* Milliseconds, rounded up: a timer 1 ns away waits 1 ms, never 0 ms
+     * (which would fire it early, or spin until it is due). */
+    int ms = -1;
+    if (d >= 0) {
+        int64_t m = d / 1000000 + (d % 1000000 != 0);
+        ms = m > INT_MAX ? INT_MAX : (int)m;
+    }
+    int n = epoll_pwait(p->epfd, ev, MAX_EVENTS, ms, NULL);
+    if (n < 0 && errno != EINTR)
+        wf__panic("poller: epoll_pwait on the runtime's own epoll failed: %s", strerror(errno));
+    return n;
+}
+
 static void *poller_main(void *arg)
 {
     wf__poller *p = arg;
@@ -325,22 +377,19 @@ static void *poller_main(void *arg)
 
         /* acq_rel: see step 2 in the header comment. */
         (void)atomic_exchange_explicit(&p->wake_at, next, memory_order_acq_rel);
-        struct timespec ts, *tsp = NULL;
+        int64_t d = -1; /* forever */
         if (next != INT64_MAX) {
-            int64_t d = next - wf_now();
+            d = next - wf_now();
             if (d < 0)
                 d = 0;
-            ts.tv_sec = d / 1000000000;
-            ts.tv_nsec = d % 1000000000;
-            tsp = &ts;
         }
-        int n = epoll_pwait2(p->epfd, ev, MAX_EVENTS, tsp, NULL);
+        int n = poll_events(p, ev, d);
         atomic_store_explicit(&p->wake_at, INT64_MAX, memory_order_release);
         /* relaxed: awake again, a waking worker need not kick us; the
          * next round's seq_cst store re-arms the pair. */
         atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
         if (n < 0)
-            continue; /* EINTR */
+            continue; /* EINTR, or the fallback was just switched on */
         for (int i = 0; i < n; i++) {
             if (!ev[i].data.ptr) {
                 uint64_t v;
@@ -401,6 +450,15 @@ int wf_fd_forget(int fd)
     if (!rt)
         return -EPERM;
     return wf__poller_forget(&rt->poller, fd);
+}
+
+int wf__poller_uses_pwait2(void)
+{
+    wf__runtime *rt = wf__tls_runtime();
+    if (!rt)
+        return -EPERM;
+    /* relaxed: a test's look at a flag that only ever goes one way. */
+    return atomic_load_explicit(&rt->poller.use_pwait2, memory_order_relaxed) ? 1 : 0;
 }
 
 int wf_fd_close(int fd)

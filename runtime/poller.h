@@ -18,6 +18,14 @@
  * the timers of a worker stuck in one long fiber. A worker about to park
  * kicks the poller (eventfd) if its own earliest deadline is before the
  * poller's planned wake-up.
+ *
+ * SLEEPING. The poller sleeps in epoll_pwait2 (nanosecond timeouts). Where
+ * that system call is missing (kernels before 5.11, seccomp filters that
+ * refuse it, valgrind 3.19) it fails with ENOSYS or EPERM: the poller falls
+ * back to epoll_pwait with its timeout in milliseconds, rounded up so that
+ * no timer fires early, and remembers it for the rest of the process.
+ * WF_POLLER_NO_PWAIT2=1 in the environment (read at each wf_run's start)
+ * forces the fallback.
  */
 #ifndef WF_POLLER_H
 #define WF_POLLER_H
@@ -48,6 +56,10 @@ typedef struct wf__poller {
     pthread_t thread;
     bool started;
     _Atomic bool stop;
+    /* Whether the poller sleeps in epoll_pwait2 (else epoll_pwait, ms).
+     * Set at init; cleared by the poller thread if the call turns out to be
+     * missing. */
+    _Atomic bool use_pwait2;
     /* When the poller plans to wake up next (ns; INT64_MAX: not before an
      * event). Lowered by kickers with CAS before they write the eventfd. */
     WF_ALIGNED_CL _Atomic int64_t wake_at;
@@ -73,5 +85,10 @@ int wf__poller_wait(wf__poller *p, struct wf__task *self, int fd, unsigned dir, 
 
 /* Drop fd's registration and wake its waiters with -EBADF. */
 int wf__poller_forget(wf__poller *p, int fd);
+
+/* For tests: 1 if the calling thread's runtime's poller sleeps in
+ * epoll_pwait2, 0 if it uses the epoll_pwait fallback, -EPERM outside a
+ * runtime thread. */
+int wf__poller_uses_pwait2(void);
 
 #endif

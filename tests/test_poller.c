@@ -1,5 +1,10 @@
-/* test_poller.c - waiting on file descriptors through the poller. */
+/* test_poller.c - waiting on file descriptors through the poller.
+ *
+ * meson runs it twice: as `poller`, and as `poller-pwait` with
+ * WF_POLLER_NO_PWAIT2=1 (the epoll_pwait fallback; test_pwait_mode checks
+ * that it is really in use). */
 #include "common.h"
+#include "poller.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -141,6 +146,41 @@ static int m_errors(void *arg, void **res)
 static void test_errors(void **state)
 {
     run_main(0, m_errors, NULL);
+}
+
+/* Which system call the poller sleeps in: with WF_POLLER_NO_PWAIT2=1 (the
+ * poller-pwait run) it must be the epoll_pwait fallback. Without it,
+ * epoll_pwait2 unless the kernel or a tool (valgrind 3.19) lacks it. */
+static int m_pwait_mode(void *arg, void **res)
+{
+    const char *env = getenv("WF_POLLER_NO_PWAIT2");
+    bool forced = env && !strcmp(env, "1");
+    /* A round of the poller's loop, so a missing epoll_pwait2 has been
+     * tried and found out already. */
+    CHECK_EQ(wf_sleep(2 * WF_NSEC_PER_MSEC), 0);
+    int r = wf__poller_uses_pwait2();
+    CHECK(r == 0 || r == 1);
+    if (forced)
+        CHECK_EQ(r, 0);
+    fprintf(stderr, "poller sleeps in %s%s\n", r == 1 ? "epoll_pwait2" : "epoll_pwait (fallback)",
+            forced ? " (forced by WF_POLLER_NO_PWAIT2=1)" : "");
+    /* And fds are waited on as usual. */
+    int p[2];
+    CHECK_EQ(make_pipe(p), 0);
+    wf_task_t w;
+    CHECK_EQ(wf_spawn(&w, delayed_writer, (void *)(intptr_t)p[1], NULL), 0);
+    char buf[5];
+    CHECK_EQ(read_full(p[0], buf, 5, wf_deadline_in(30 * WF_NSEC_PER_SEC)), 0);
+    CHECK_EQ(wf_join(w, NULL, NULL), 0);
+    CHECK_EQ(wf_fd_close(p[0]), 0);
+    CHECK_EQ(wf_fd_close(p[1]), 0);
+    return 0;
+}
+
+static void test_pwait_mode(void **state)
+{
+    assert_int_equal(wf__poller_uses_pwait2(), -EPERM); /* outside a runtime */
+    run_main(0, m_pwait_mode, NULL);
 }
 
 /* --- cancellation ---------------------------------------------------------------- */
@@ -339,6 +379,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_pwait_mode),
         cmocka_unit_test(test_cancel),        cmocka_unit_test(test_bulk),
         cmocka_unit_test(test_socket_storm),  cmocka_unit_test(test_socket_storm_4_workers),
         cmocka_unit_test(test_fd_reuse),

@@ -1,6 +1,15 @@
 /* test_time.c - the clock, sleeping, deadlines, callback timers, and timers
- * that stay on time while a worker is busy. */
+ * that stay on time while a worker is busy.
+ *
+ * meson runs it twice: as `time`, and as `time-pwait` with
+ * WF_POLLER_NO_PWAIT2=1, where the poller sleeps in epoll_pwait with
+ * millisecond timeouts (rounded up: nothing may fire early). */
 #include "common.h"
+#include "poller.h"
+#include "runtime.h"
+
+#include <pthread.h>
+#include <time.h>
 
 static void test_clock(void **state)
 {
@@ -106,6 +115,47 @@ static int m_sleep_cancel(void *arg, void **res)
 static void test_sleep_cancel(void **state)
 {
     run_main(0, m_sleep_cancel, NULL);
+}
+
+/* Sleeps with sub-millisecond remainders are never early, and the poller
+ * sleeps through them instead of spinning: a millisecond timeout rounded
+ * down (the fallback's trap) would make it spin until each is due, and a
+ * failing epoll_pwait2 retried in a loop would burn its core throughout. */
+static int64_t thread_cpu_ns(pthread_t th)
+{
+    clockid_t cid;
+    struct timespec ts;
+    if (pthread_getcpuclockid(th, &cid) != 0 || clock_gettime(cid, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * WF_NSEC_PER_SEC + ts.tv_nsec;
+}
+
+static int m_short_sleeps(void *arg, void **res)
+{
+    pthread_t poller = wf__tls_runtime()->poller.thread;
+    int64_t cpu0 = thread_cpu_ns(poller), t0 = wf_now();
+    CHECK(cpu0 >= 0);
+    uint64_t rnd = 7;
+    for (int i = 0; i < 100; i++) {
+        /* 1 ns to 1.9 ms: every remainder a ms-rounding can get wrong. */
+        int64_t d = i < 10 ? i + 1 : (int64_t)(test_rand(&rnd) % 1900000) + 1;
+        int64_t dl = wf_now() + d;
+        CHECK_EQ(wf_sleep_until(dl), 0);
+        CHECK(wf_now() >= dl);
+    }
+    /* And one long sleep with every worker idle. */
+    CHECK_EQ(wf_sleep(100 * WF_NSEC_PER_MSEC), 0);
+    int64_t cpu = thread_cpu_ns(poller) - cpu0, wall = wf_now() - t0;
+    fprintf(stderr, "poller CPU %.1f ms over %.1f ms (uses %s)\n", (double)cpu / 1e6, (double)wall / 1e6,
+            wf__poller_uses_pwait2() == 1 ? "epoll_pwait2" : "epoll_pwait");
+    /* A spinning poller uses about all of it; a sleeping one a few %. */
+    CHECK(cpu < wall / 2);
+    return 0;
+}
+
+static void test_short_sleeps(void **state)
+{
+    run_main(0, m_short_sleeps, NULL);
 }
 
 /* --- callback timers --------------------------------------------------------- */
@@ -374,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_sleep),
         cmocka_unit_test(test_many_sleepers),
         cmocka_unit_test(test_sleep_cancel),
+        cmocka_unit_test(test_short_sleeps),
         cmocka_unit_test(test_timers),
         cmocka_unit_test(test_timer_churn),
         cmocka_unit_test(test_busy_worker_timers),

@@ -9,7 +9,12 @@
  *
  * Each fd is registered with the poller's epoll once, on its first wait.
  * Before closing such an fd, call wf_fd_close() (or wf_fd_forget() and close
- * it yourself): the runtime must learn the number is free again.
+ * it yourself): the runtime must learn the number is free again. *
+ * Environment: WF_POLLER_NO_PWAIT2=1, read when wf_run() starts, makes the
+ * poller sleep in epoll_pwait() with millisecond timeouts (rounded up, so
+ * timers are never early, up to 1 ms late) instead of epoll_pwait2(). The
+ * poller falls back by itself, once, where epoll_pwait2() is missing
+ * (Linux before 5.11, a seccomp filter that refuses it, valgrind 3.19).
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
