@@ -153,6 +153,65 @@ static wf__pollfd *get_pd(wf__poller *p, int fd, bool create)
     return &chunk[(uint32_t)fd & (WF__FD_CHUNK - 1)];
 }
 
+/* pd->lock held. Make sure the kernel's interest list holds `fd` (the open
+ * file it names now) with pd as its data. Returns 0 or -errno.
+ *
+ * WHY EVERY PARK ASKS THE KERNEL. epoll keys a registration on the pair
+ * (open file, fd number), and drops it by itself when the file's last
+ * reference is closed. A caller may close() an fd it waited on without
+ * wf_fd_forget(): the record here stays, and so does anything it believes,
+ * but the kernel registration is gone; when a new file gets the same
+ * number, nothing of ours says so. Keeping a "registered" flag and adding
+ * only once would then park the next waiter on a registration that no
+ * longer exists: a lost wake-up, forever with WF_FOREVER.
+ *
+ * So the path that is about to park (no edge recorded) always asks with
+ * EPOLL_CTL_ADD, and only that path:
+ *   - EEXIST: this very file is registered at this number; an
+ *     edge-triggered registration needs no re-arming (each new readiness
+ *     transition queues an event), so parking on it loses nothing. This is
+ *     cheaper than EPOLL_CTL_MOD, which would also poll the file and may
+ *     queue a spurious event.
+ *   - success: the number names a file we had not registered (first wait,
+ *     after wf_fd_forget(), or a closed-and-reused number). The kernel polls
+ *     the file as it inserts it and queues an event if it is ready already,
+ *     so readiness from before the registration is not lost either. Any
+ *     ready bits left from the old file are only spurious "try again"s, and
+ *     are cleared.
+ *   - EPERM: the file cannot be polled (regular files, directories);
+ *     EBADF: not open. Others (ENOMEM, ENOSPC: max_user_watches) too are
+ *     returned as they are.
+ * The event an ADD queues is handled by the poller after we drop pd->lock
+ * and finds the waiter installed (or sets the ready bit if the caller then
+ * gives up), so holding the lock across the syscall is what makes it safe;
+ * the poller may spin on it for the length of one epoll_ctl.
+ *
+ * Cost: one epoll_ctl (EEXIST: a lookup in the epoll's tree) per park,
+ * beside the park itself, a poller event and a wake-up (docs/benchmarks.md,
+ * fd_pingpong). The try-the-syscall-first path never gets here, nor does a
+ * wait that finds an edge recorded.
+ *
+ * If the old file is still open elsewhere (dup'd, or held by a child), its
+ * registration stays with pd as data: its events are spurious wake-ups for
+ * the new fd until it is closed, which the try-first protocol absorbs. */
+static int ensure_registered(wf__poller *p, wf__pollfd *pd, int fd)
+{
+    /* The record travels to the poller thread through the kernel. */
+    wf__tsan_release(pd);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = pd};
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+        pd->registered = true;
+        pd->ready = 0;
+        return 0;
+    }
+    int e = errno;
+    if (e == EEXIST) {
+        pd->registered = true;
+        return 0;
+    }
+    return -e;
+}
+
 int wf__poller_wait(wf__poller *p, wf__task *self, int fd, unsigned dir, int64_t deadline)
 {
     if (fd < 0)
@@ -165,22 +224,8 @@ int wf__poller_wait(wf__poller *p, wf__task *self, int fd, unsigned dir, int64_t
     unsigned d = dir == WF__POLL_READ ? 0 : 1;
 
     wf__spin_lock(&pd->lock);
-    if (!pd->registered) {
-        /* The record travels to the poller thread through the kernel. */
-        wf__tsan_release(pd);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = pd};
-        if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            int e = errno;
-            if (e != EEXIST || epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
-                e = e == EEXIST ? errno : e;
-                wf__spin_unlock(&pd->lock);
-                return -e; /* EPERM: not pollable (regular file); EBADF */
-            }
-        }
-        pd->registered = true;
-        pd->ready = 0;
-    }
     if (pd->ready & dir) {
+        /* An edge came while nobody waited: no syscall, no park. */
         pd->ready &= (uint8_t)~dir;
         wf__spin_unlock(&pd->lock);
         return 0;
@@ -188,6 +233,11 @@ int wf__poller_wait(wf__poller *p, wf__task *self, int fd, unsigned dir, int64_t
     if (pd->waiter[d]) {
         wf__spin_unlock(&pd->lock);
         return -EBUSY;
+    }
+    int e = ensure_registered(p, pd, fd);
+    if (e) {
+        wf__spin_unlock(&pd->lock);
+        return e;
     }
     wf__waitnode node;
     node.task = self;

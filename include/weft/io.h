@@ -7,9 +7,13 @@
  * edge-triggered underneath: a return of 0 means "worth trying again", and a
  * retry that hits EAGAIN simply waits again.
  *
- * Each fd is registered with the poller's epoll once, on its first wait.
- * Before closing such an fd, call wf_fd_close() (or wf_fd_forget() and close
- * it yourself): the runtime must learn the number is free again. *
+ * The poller's epoll learns of an fd on its first wait. Before closing an
+ * fd that tasks may be waiting on, call wf_fd_close() (or wf_fd_forget()
+ * and close it yourself): its waiters then wake with -EBADF. An fd closed
+ * with a plain close() while nobody waits on it is fine too: the next wait
+ * on a new fd with the same number re-registers it (a wait that has to
+ * park always checks the registration, at the cost of one epoll_ctl).
+ *
  * Environment: WF_POLLER_NO_PWAIT2=1, read when wf_run() starts, makes the
  * poller sleep in epoll_pwait() with millisecond timeouts (rounded up, so
  * timers are never early, up to 1 ms late) instead of epoll_pwait2(). The
