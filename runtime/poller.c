@@ -178,9 +178,9 @@ static wf__pollfd *get_pd(wf__poller *p, int fd, bool create)
  *     so readiness from before the registration is not lost either. Any
  *     ready bits left from the old file are only spurious "try again"s, and
  *     are cleared.
- *   - EPERM: the file cannot be polled (regular files, directories);
- *     EBADF: not open. Others (ENOMEM, ENOSPC: max_user_watches) too are
- *     returned as they are.
+ *   - EPERM: the file cannot be polled (regular files, directories): that
+ *     is -EOPNOTSUPP to the caller. EBADF: not open. Others (ENOMEM,
+ *     ENOSPC: max_user_watches) are returned as they are.
  * The event an ADD queues is handled by the poller after we drop pd->lock
  * and finds the waiter installed (or sets the ready bit if the caller then
  * gives up), so holding the lock across the syscall is what makes it safe;
@@ -209,7 +209,7 @@ static int ensure_registered(wf__poller *p, wf__pollfd *pd, int fd)
         pd->registered = true;
         return 0;
     }
-    return -e;
+    return e == EPERM ? -EOPNOTSUPP : -e;
 }
 
 int wf__poller_wait(wf__poller *p, wf__task *self, int fd, unsigned dir, int64_t deadline)

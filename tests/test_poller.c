@@ -116,13 +116,27 @@ static int m_errors(void *arg, void **res)
     CHECK_EQ(close(closed), 0);
     CHECK_EQ(wf_wait_readable(closed, 0), -EBADF);
     CHECK_EQ(wf_fd_forget(closed), 0);
-    /* A regular file cannot be polled. */
+    /* Files epoll cannot wait on (always ready for the kernel): a regular
+     * file, a directory, /dev/null. -EOPNOTSUPP, whatever the deadline,
+     * in both directions, every time (nothing is left registered). */
     char path[] = "/tmp/weft-test-XXXXXX";
-    int f = mkstemp(path);
-    CHECK(f >= 0);
+    int unpollable[3];
+    unpollable[0] = mkstemp(path);
+    CHECK(unpollable[0] >= 0);
     unlink(path);
-    CHECK_EQ(wf_wait_readable(f, 0), -EPERM);
-    CHECK_EQ(wf_fd_close(f), 0);
+    unpollable[1] = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    unpollable[2] = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int i = 0; i < 3; i++) {
+        int f = unpollable[i];
+        CHECK(f >= 0);
+        for (int round = 0; round < 2; round++) {
+            CHECK_EQ(wf_wait_readable(f, 0), -EOPNOTSUPP);
+            CHECK_EQ(wf_wait_writable(f, 0), -EOPNOTSUPP);
+            CHECK_EQ(wf_wait_readable(f, wf_deadline_in(WF_NSEC_PER_SEC)), -EOPNOTSUPP);
+            CHECK_EQ(wf_wait_writable(f, WF_FOREVER), -EOPNOTSUPP);
+        }
+        CHECK_EQ(wf_fd_close(f), 0);
+    }
     /* Bad deadline. */
     CHECK_EQ(make_pipe(p), 0);
     CHECK_EQ(wf_wait_readable(p[0], -3), -EINVAL);
@@ -146,6 +160,54 @@ static int m_errors(void *arg, void **res)
 static void test_errors(void **state)
 {
     run_main(0, m_errors, NULL);
+}
+
+/* -EPERM is for callers that are not fibers: a thread outside any runtime,
+ * and a timer callback (it runs on a runtime thread, in no fiber). */
+typedef struct {
+    int fd;
+    int readable, writable;
+    _Atomic int done;
+} cb_wait;
+
+static void waits_in_callback(void *arg)
+{
+    cb_wait *c = arg;
+    c->readable = wf_wait_readable(c->fd, 0);
+    c->writable = wf_wait_writable(c->fd, WF_FOREVER);
+    atomic_store(&c->done, 1);
+}
+
+static int m_not_a_fiber(void *arg, void **res)
+{
+    int p[2];
+    CHECK_EQ(make_pipe(p), 0);
+    cb_wait c = {.fd = p[0]};
+    wf_timer_t tm = WF_TIMER_INIT;
+    CHECK_EQ(wf_timer_start(&tm, 0, waits_in_callback, &c), 0);
+    CHECK(wait_flag(&c.done, 30 * WF_NSEC_PER_SEC));
+    CHECK_EQ(c.readable, -EPERM);
+    CHECK_EQ(c.writable, -EPERM);
+    CHECK_EQ(wf_fd_close(p[0]), 0);
+    CHECK_EQ(wf_fd_close(p[1]), 0);
+    return 0;
+}
+
+static void test_not_a_fiber(void **state)
+{
+    int p[2];
+    assert_int_equal(make_pipe(p), 0);
+    assert_int_equal(wf_wait_readable(p[0], 0), -EPERM);
+    assert_int_equal(wf_wait_writable(p[1], WF_FOREVER), -EPERM);
+    assert_int_equal(wf_fd_forget(p[0]), -EPERM);
+    /* A regular file too: the caller is checked first. */
+    int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(f >= 0);
+    assert_int_equal(wf_wait_readable(f, 0), -EPERM);
+    close(f);
+    close(p[0]);
+    close(p[1]);
+    run_main(0, m_not_a_fiber, NULL);
 }
 
 /* Which system call the poller sleeps in: with WF_POLLER_NO_PWAIT2=1 (the
@@ -379,7 +441,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_pwait_mode),
+        cmocka_unit_test(test_not_a_fiber),   cmocka_unit_test(test_pwait_mode),
         cmocka_unit_test(test_cancel),        cmocka_unit_test(test_bulk),
         cmocka_unit_test(test_socket_storm),  cmocka_unit_test(test_socket_storm_4_workers),
         cmocka_unit_test(test_fd_reuse),

@@ -14,6 +14,13 @@
  * on a new fd with the same number re-registers it (a wait that has to
  * park always checks the registration, at the cost of one epoll_ctl).
  *
+ * Only fds that epoll can watch can be waited on: pipes, sockets, ttys,
+ * eventfds, timerfds, signalfds, inotify fds and the like. Regular files
+ * and directories are always ready as far as the kernel is concerned (a
+ * read of a file on a slow disk blocks in the kernel all the same) and
+ * cannot be waited on: -EOPNOTSUPP. Running such blocking calls off the
+ * workers needs the blocking-work pool, which is planned.
+ *
  * Environment: WF_POLLER_NO_PWAIT2=1, read when wf_run() starts, makes the
  * poller sleep in epoll_pwait() with millisecond timeouts (rounded up, so
  * timers are never early, up to 1 ms late) instead of epoll_pwait2(). The
@@ -34,15 +41,23 @@ extern "C" {
 
 /** Wait until @p fd may be readable (or has hung up / failed).
  * @return 0 when the fd is (or may be) ready: retry the operation;
- *   -ETIMEDOUT  the deadline passed;
+ *   -ETIMEDOUT  the deadline, or an enclosing timeout scope's, passed;
  *   -ECANCELED  the task was cancelled;
  *   -EBADF      @p fd is negative or not open, or it was wf_fd_close()d
- *               while the caller waited;
- *   -EPERM      the fd cannot be polled (a regular file: use the thread pool),
- *               or the caller is not a fiber;
+ *               (or wf_fd_forget()ten) while the caller waited;
+ *   -EOPNOTSUPP @p fd cannot be waited on: a regular file, a directory or
+ *               another file epoll does not support (always ready for the
+ *               kernel; see the top of this header);
+ *   -EPERM      the caller is not a fiber (a thread outside the runtime, a
+ *               timer callback);
  *   -EBUSY      another task is already waiting for @p fd to be readable
- *               (one reader and one writer per fd at a time).
- * Fiber only; parks the task until ready, deadline or cancellation. */
+ *               (one reader and one writer per fd at a time);
+ *   -EINVAL     @p deadline is below WF_FOREVER;
+ *   -ENOMEM, -ENOSPC  the fd table or the kernel's epoll watch limit
+ *               (fs.epoll.max_user_watches) is exhausted.
+ * Fiber only; parks the task until ready, deadline or cancellation. A
+ * deadline of 0 does not park: it is -ETIMEDOUT unless an edge was
+ * recorded. */
 int wf_wait_readable(int fd, int64_t deadline);
 
 /** Wait until @p fd may be writable. Returns as wf_wait_readable(). */
