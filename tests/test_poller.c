@@ -14,20 +14,37 @@ static int make_pipe(int p[2])
     return pipe2(p, O_NONBLOCK | O_CLOEXEC);
 }
 
+/* read() and write() returning -errno. A fiber may resume on another
+ * worker after any wait, and errno is per thread: glibc declares
+ * __errno_location() const, so in a loop around a wait the compiler may
+ * keep the first thread's errno address throughout (io.h). Not inlined,
+ * each call reads the errno of the thread that made the system call. */
+static __attribute__((noinline)) ssize_t sys_read(int fd, void *buf, size_t n)
+{
+    ssize_t r = read(fd, buf, n);
+    return r < 0 ? -errno : r;
+}
+
+static __attribute__((noinline)) ssize_t sys_write(int fd, const void *buf, size_t n)
+{
+    ssize_t r = write(fd, buf, n);
+    return r < 0 ? -errno : r;
+}
+
 /* Read exactly n bytes from a non-blocking fd, waiting through the poller. */
 static int read_full(int fd, char *buf, size_t n, int64_t deadline)
 {
     size_t got = 0;
     while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
+        ssize_t r = sys_read(fd, buf + got, n - got);
         if (r > 0) {
             got += (size_t)r;
             continue;
         }
         if (r == 0)
             return -EPIPE;
-        if (errno != EAGAIN)
-            return -errno;
+        if (r != -EAGAIN)
+            return (int)r;
         int e = wf_wait_readable(fd, deadline);
         if (e)
             return e;
@@ -39,13 +56,13 @@ static int write_full(int fd, const char *buf, size_t n, int64_t deadline)
 {
     size_t put = 0;
     while (put < n) {
-        ssize_t r = write(fd, buf + put, n - put);
+        ssize_t r = sys_write(fd, buf + put, n - put);
         if (r > 0) {
             put += (size_t)r;
             continue;
         }
-        if (errno != EAGAIN)
-            return -errno;
+        if (r != -EAGAIN)
+            return r < 0 ? (int)r : -EIO;
         int e = wf_wait_writable(fd, deadline);
         if (e)
             return e;
@@ -59,7 +76,7 @@ static int delayed_writer(void *arg, void **res)
 {
     int fd = (int)(intptr_t)arg;
     wf_sleep(5 * WF_NSEC_PER_MSEC);
-    return write(fd, "hello", 5) == 5 ? 0 : -errno;
+    return sys_write(fd, "hello", 5) == 5 ? 0 : -EIO;
 }
 
 static int m_basic(void *arg, void **res)
@@ -283,7 +300,7 @@ static int bulk_reader(void *arg, void **res)
     size_t total = 0;
     uint64_t sum = 0;
     for (;;) {
-        ssize_t r = read(fd, buf, 65536);
+        ssize_t r = sys_read(fd, buf, 65536);
         if (r > 0) {
             for (ssize_t i = 0; i < r; i++)
                 sum += (unsigned char)buf[i];
@@ -292,9 +309,9 @@ static int bulk_reader(void *arg, void **res)
         }
         if (r == 0)
             break;
-        if (errno != EAGAIN) {
+        if (r != -EAGAIN) {
             free(buf);
-            return -errno;
+            return (int)r;
         }
         int e = wf_wait_readable(fd, wf_deadline_in(30 * WF_NSEC_PER_SEC));
         if (e) {

@@ -7,6 +7,20 @@
  * edge-triggered underneath: a return of 0 means "worth trying again", and a
  * retry that hits EAGAIN simply waits again.
  *
+ * errno AND WAITS. A task may resume on another worker thread after any
+ * call that can park (these waits included), and errno is per thread.
+ * Worse, glibc declares __errno_location() const, so within one function
+ * the compiler may compute errno's address once and keep using the first
+ * thread's errno after the task has moved. Read errno only in a small
+ * function that makes the system call and returns -errno, and that is not
+ * inlined into the loop that waits:
+ *
+ *     static __attribute__((noinline)) ssize_t try_read(int fd, void *b, size_t n)
+ *     {
+ *         ssize_t r = read(fd, b, n);
+ *         return r < 0 ? -errno : r;
+ *     }
+ *
  * The poller's epoll learns of an fd on its first wait. Before closing an
  * fd that tasks may be waiting on, call wf_fd_close() (or wf_fd_forget()
  * and close it yourself): its waiters then wake with -EBADF. An fd closed
