@@ -1,5 +1,5 @@
 /* bench_core.c - the core runtime's benchmarks: switch, yield, spawn,
- * skynet, sleepers, timers. */
+ * skynet, sleepers, timers, and the poller's fd round trip. */
 #include "bench.h"
 #include "fcontext.h"
 
@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* --- switch: the raw jump_fcontext round trip, the floor ---------------- */
 
@@ -326,6 +328,118 @@ static int bench_timers(const bench_opts *o)
     return 0;
 }
 
+/* --- fd_pingpong: one byte back and forth over a socketpair -------------
+ *
+ * Two fibers, one on each end of an AF_UNIX stream socketpair. Each writes
+ * one byte, then reads the other's: it tries read() first and only on
+ * EAGAIN waits with wf_wait_readable() (io.h's protocol). A round trip is
+ * two writes, two reads, and usually two parks, each woken by an epoll
+ * edge that the poller thread turns into a wake-up: the figure is the cost
+ * of the whole poller path, per round trip. */
+
+enum { FDPP_ROUNDS = 50 * 1000 };
+
+typedef struct {
+    int fd;
+    bool starts;
+    long waits; /* parks through wf_wait_readable */
+} fdpp_end;
+
+/* read() returning -errno. Not inlined: the fiber may resume on another
+ * worker after a wait, and in one function the compiler may keep the first
+ * thread's errno address (glibc's __errno_location() is const; io.h). */
+static __attribute__((noinline)) ssize_t fdpp_sys_read(int fd, char *c)
+{
+    ssize_t r = read(fd, c, 1);
+    return r < 0 ? -errno : r;
+}
+
+static int fdpp_read1(fdpp_end *e, char *c)
+{
+    for (;;) {
+        ssize_t r = fdpp_sys_read(e->fd, c);
+        if (r == 1)
+            return 0;
+        if (r == 0)
+            return -EPIPE;
+        if (r != -EAGAIN)
+            return (int)r;
+        int w = wf_wait_readable(e->fd, wf_deadline_in(30 * WF_NSEC_PER_SEC));
+        if (w)
+            return w;
+        e->waits++;
+    }
+}
+
+static int fdpp_run(void *arg, void **res)
+{
+    fdpp_end *e = arg;
+    char c = 0;
+    for (long i = 0; i < FDPP_ROUNDS; i++) {
+        if (!e->starts) {
+            int r = fdpp_read1(e, &c);
+            if (r)
+                return r;
+            if (c != (char)i)
+                return -EPROTO;
+        }
+        c = (char)i;
+        /* One byte into an empty socket buffer: never EAGAIN. */
+        if (write(e->fd, &c, 1) != 1)
+            return -EIO;
+        if (e->starts) {
+            int r = fdpp_read1(e, &c);
+            if (r)
+                return r;
+            if (c != (char)i)
+                return -EPROTO;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    const bench_opts *o;
+    double v[101];
+    double waits; /* parks per round trip, last rep */
+} fdpp_ctx;
+
+static int fdpp_main(void *arg, void **res)
+{
+    fdpp_ctx *c = arg;
+    for (unsigned r = 0; r <= c->o->reps; r++) {
+        int sv[2];
+        BENCH_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0,
+                    "socketpair: %s", wf_strerror(-errno));
+        fdpp_end ends[2] = {{.fd = sv[0], .starts = true}, {.fd = sv[1], .starts = false}};
+        wf_task_t t[2];
+        int64_t t0 = wf_now();
+        for (int i = 0; i < 2; i++)
+            BENCH_CHECK(wf_spawn(&t[i], fdpp_run, &ends[i], NULL) == 0, "spawn");
+        for (int i = 0; i < 2; i++) {
+            int st = -1;
+            BENCH_CHECK(wf_join(t[i], &st, NULL) == 0 && st == 0, "end %d: %s", i, wf_strerror(st));
+        }
+        int64_t t1 = wf_now();
+        for (int i = 0; i < 2; i++)
+            BENCH_CHECK(wf_fd_close(sv[i]) == 0, "close");
+        if (r)
+            c->v[r - 1] = (double)(t1 - t0) / FDPP_ROUNDS;
+        c->waits = (double)(ends[0].waits + ends[1].waits) / FDPP_ROUNDS;
+    }
+    return 0;
+}
+
+static int bench_fd_pingpong(const bench_opts *o)
+{
+    fdpp_ctx c = {.o = o};
+    bench_run(o, fdpp_main, &c);
+    char extra[80];
+    snprintf(extra, sizeof extra, "rounds=%d,waits_per_roundtrip=%.2f", FDPP_ROUNDS, c.waits);
+    bench_print("fd_pingpong", "ns_per_roundtrip", bench_median(c.v, o->reps), "ns", o, extra);
+    return 0;
+}
+
 const bench_def bench_core[] = {
     {"switch", "raw jump_fcontext round trip (the floor)", bench_switch},
     {"yield", "1,000 fibers each yielding 1,000 times", bench_yield},
@@ -333,5 +447,6 @@ const bench_def bench_core[] = {
     {"skynet", "skynet: 10-ary tree of tasks, 1,000,000 leaves", bench_skynet},
     {"sleepers", "100,000 fibers sleeping 1 s at once", bench_sleepers},
     {"timers", "1,000,000 timers: armed, half cancelled, rest fired", bench_timers},
+    {"fd_pingpong", "1 byte back and forth over a socketpair, waiting in the poller", bench_fd_pingpong},
 };
 const unsigned bench_core_n = sizeof bench_core / sizeof bench_core[0];
