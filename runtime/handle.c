@@ -1,5 +1,6 @@
 /* handle.c - the task handle table (handle.h). */
 #include "handle.h"
+#include "mapping.h"
 #include "task.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@ int wf__handles_init(wf__handles *h, void (*free_task)(struct wf__task *))
 {
     size_t len = sizeof(*h->chunks) * WF__HANDLE_MAX_CHUNKS;
     /* 512 KiB of chunk pointers, only the touched pages resident. */
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = wf__map_anon(len, PROT_READ | PROT_WRITE, MAP_NORESERVE);
     if (m == MAP_FAILED)
         return -ENOMEM;
     h->chunks = m;
@@ -44,7 +45,7 @@ void wf__handles_destroy(wf__handles *h)
         }
         free(chunk);
     }
-    munmap(h->chunks, sizeof(*h->chunks) * WF__HANDLE_MAX_CHUNKS);
+    wf__unmap(h->chunks, sizeof(*h->chunks) * WF__HANDLE_MAX_CHUNKS);
     pthread_mutex_destroy(&h->grow_lock);
     pthread_mutex_destroy(&h->scan_lock);
 }

@@ -13,6 +13,7 @@
  * not a fiber overflow is handed to whatever handler was there before.
  */
 #include "runtime.h"
+#include "mapping.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -145,12 +146,12 @@ void wf__overflow_uninstall(void)
 
 int wf__overflow_thread_init(wf__worker *w)
 {
-    void *m = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *m = wf__map_anon(ALTSTACK_SIZE, PROT_READ | PROT_WRITE, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
     stack_t ss = {.ss_sp = m, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) < 0) {
-        munmap(m, ALTSTACK_SIZE);
+        wf__unmap(m, ALTSTACK_SIZE);
         return -errno;
     }
     w->altstack = m;
@@ -163,6 +164,6 @@ void wf__overflow_thread_fini(wf__worker *w)
         return;
     stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
     sigaltstack(&ss, NULL);
-    munmap(w->altstack, ALTSTACK_SIZE);
+    wf__unmap(w->altstack, ALTSTACK_SIZE);
     w->altstack = NULL;
 }

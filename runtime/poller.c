@@ -17,6 +17,7 @@
  *   4. Turn each event into wake-ups, all in one batch to the inject queue.
  */
 #include "poller.h"
+#include "mapping.h"
 #include "park.h"
 #include "runtime.h"
 #include "sanitizer.h"
@@ -68,7 +69,7 @@ int wf__poller_init(wf__poller *p, wf__runtime *rt)
     pthread_mutex_init(&p->fds_lock, NULL);
     wf__timers_init(&p->timers, rt, wf_now());
     size_t len = sizeof(*p->fds) * WF__FD_MAX_CHUNKS;
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = wf__map_anon(len, PROT_READ | PROT_WRITE, MAP_NORESERVE);
     if (m == MAP_FAILED)
         return -ENOMEM;
     p->fds = m;
@@ -89,7 +90,7 @@ void wf__poller_destroy(wf__poller *p)
     if (p->fds) {
         for (uint32_t c = 0; c < WF__FD_MAX_CHUNKS; c++)
             free(atomic_load_explicit(&p->fds[c], memory_order_relaxed));
-        munmap(p->fds, sizeof(*p->fds) * WF__FD_MAX_CHUNKS);
+        wf__unmap(p->fds, sizeof(*p->fds) * WF__FD_MAX_CHUNKS);
         p->fds = NULL;
     }
     if (p->evfd >= 0)

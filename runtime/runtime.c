@@ -165,7 +165,9 @@ static void stop_threads(wf__runtime *rt)
         wf__worker *w = &rt->workers[i];
         if (!w->started)
             continue;
-        atomic_fetch_or_explicit(&w->futex, 2, memory_order_release);
+        /* Not a wake-up reason (1 or 2): the worker is still on the idle
+         * stack, and park() takes itself off it (see there). */
+        atomic_fetch_or_explicit(&w->futex, WF__WAKE_STOP, memory_order_release);
         wf__futex_wake(&w->futex, 1);
     }
     for (uint32_t i = 0; i < rt->nworkers; i++) {

@@ -55,7 +55,9 @@ typedef struct wf__worker {
     wf__timers timers;
     wf__inject pinned; /* tasks pinned to this worker, made runnable elsewhere */
     /* futex word, bits: 0 asleep (or about to be), 1 woken to search, 2
-     * woken plainly (pinned work, shutdown); wakers OR them in. */
+     * woken plainly (pinned work), 4 shutdown (WF__WAKE_STOP); wakers OR
+     * them in. Bits 1 and 2 are set only by whoever took the worker off the
+     * idle stack (idle.c); bit 4 by stop_threads, which takes nobody off. */
     WF_ALIGNED_CL _Atomic uint32_t futex;
     _Atomic bool parked;      /* between registering parked and waking up */
     _Atomic uint64_t ticks;   /* published tick, for the sysmon */
@@ -214,6 +216,9 @@ int wf__overflow_thread_init(wf__worker *w);
 void wf__overflow_thread_fini(wf__worker *w);
 
 /* --- futex helpers (runtime.c) --- */
+#define WF__WAKE_SEARCH 1u
+#define WF__WAKE_PLAIN 2u
+#define WF__WAKE_STOP 4u
 void wf__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns);
 void wf__futex_wake(_Atomic uint32_t *addr, int n);
 

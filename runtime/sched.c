@@ -141,7 +141,7 @@ void wf__notify_work(wf__runtime *rt)
 {
     uint32_t who = wf__idle_should_wake(&rt->idle);
     if (who != UINT32_MAX)
-        wf__worker_wake(&rt->workers[who], 1);
+        wf__worker_wake(&rt->workers[who], WF__WAKE_SEARCH);
 }
 
 static void push_pinned(wf__runtime *rt, wf__task *t)
@@ -149,7 +149,7 @@ static void push_pinned(wf__runtime *rt, wf__task *t)
     wf__worker *pw = &rt->workers[t->pin];
     wf__inject_push(&pw->pinned, t);
     if (wf__tls_worker() != pw && wf__idle_wake_index(&rt->idle, pw->index))
-        wf__worker_wake(pw, 2);
+        wf__worker_wake(pw, WF__WAKE_PLAIN);
 }
 
 /* Owner only: back of the ring, overflow to inject (wf__push_local's slow
@@ -393,7 +393,7 @@ static void park(wf__worker *w)
     if (last && work_pending(rt))
         wf__notify_work(rt);
     if (!wf__inject_maybe_empty(&w->pinned) && wf__idle_wake_index(&rt->idle, w->index))
-        atomic_fetch_or_explicit(&w->futex, 2, memory_order_relaxed);
+        atomic_fetch_or_explicit(&w->futex, WF__WAKE_PLAIN, memory_order_relaxed);
     /* Our timers become the poller's job while we sleep. */
     int64_t next = wf__timers_next(&w->timers);
     if (next != INT64_MAX)
@@ -415,7 +415,23 @@ static void park(wf__worker *w)
     if (atomic_load_explicit(&rt->poller.deep_sleep, memory_order_seq_cst))
         wf__poller_kick_at(&rt->poller, 0);
     uint32_t how = atomic_exchange_explicit(&w->futex, 0, memory_order_acquire);
-    w->searching = (how & 1) != 0; /* counted as a searcher by its waker */
+    if (!(how & (WF__WAKE_SEARCH | WF__WAKE_PLAIN))) {
+        /* Left for shutdown (WF__WAKE_STOP or `stopping` seen) with nobody
+         * having taken us off the idle stack: do it ourselves, so the state
+         * counts us awake before we search. A stopped worker that searched
+         * while still counted parked made a worker parking after it the
+         * "last" one with a searcher left (idle.c's invariant fired under
+         * TSan at wf_run's end). If we are no longer on the stack, a waker
+         * took us off and its reason is on its way to our futex word: wait
+         * for it, it decides whether we were counted as a searcher. */
+        if (!wf__idle_wake_index(&rt->idle, w->index)) {
+            /* acquire: as above, pairs with wf__worker_wake's release. */
+            while (!((how |= atomic_exchange_explicit(&w->futex, 0, memory_order_acquire)) &
+                     (WF__WAKE_SEARCH | WF__WAKE_PLAIN)))
+                wf__cpu_relax();
+        }
+    }
+    w->searching = (how & WF__WAKE_SEARCH) != 0; /* counted as a searcher by its waker */
 }
 
 static wf__task *find_task(wf__worker *w)

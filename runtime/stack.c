@@ -1,5 +1,6 @@
 /* stack.c - the fiber stack pool; the scheme is described in stack.h. */
 #include "stack.h"
+#include "mapping.h"
 #include "atomic.h"
 #include "sanitizer.h"
 
@@ -146,8 +147,7 @@ static wf__stack *new_guarded(wf__stack_pool *p, size_t total)
     if (!allowed)
         return NULL;
     size_t len = total + WF__STACK_GUARD_BYTES;
-    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+    char *m = wf__map_anon(len, PROT_READ | PROT_WRITE, MAP_NORESERVE | MAP_STACK);
     if (m == MAP_FAILED)
         return NULL;
     if (mprotect(m, WF__STACK_GUARD_BYTES, PROT_NONE) != 0 || !remember_map(p, m, len)) {
@@ -155,7 +155,7 @@ static wf__stack *new_guarded(wf__stack_pool *p, size_t total)
         pthread_mutex_lock(&p->lock);
         p->guard_budget = 0;
         pthread_mutex_unlock(&p->lock);
-        munmap(m, len);
+        wf__unmap(m, len);
         return NULL;
     }
     return init_stack(m + WF__STACK_GUARD_BYTES, total, true);
@@ -170,12 +170,11 @@ static bool new_slab(wf__stack_pool *p, int c)
     if (n > WF__STACK_SLAB_MAX)
         n = WF__STACK_SLAB_MAX;
     size_t len = WF__STACK_GUARD_BYTES + (size_t)n * total;
-    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+    char *m = wf__map_anon(len, PROT_READ | PROT_WRITE, MAP_NORESERVE | MAP_STACK);
     if (m == MAP_FAILED)
         return false;
     if (!remember_map(p, m, len)) {
-        munmap(m, len);
+        wf__unmap(m, len);
         return false;
     }
     /* One guard region under the whole slab stops a runaway overflow there
@@ -311,7 +310,7 @@ void wf__stack_pool_destroy(wf__stack_pool *p, wf__stack_cache *caches, unsigned
         wf__stack_map *nx = m->next;
         /* Leave no stale poison for whoever maps this range next. */
         wf__asan_unpoison(m->addr, m->len);
-        munmap(m->addr, m->len);
+        wf__unmap(m->addr, m->len);
         free(m);
         m = nx;
     }
