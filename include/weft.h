@@ -5,6 +5,7 @@
  *   task.h   spawn, join, detach, cancel, yield
  *   time.h   the clock, sleep, deadlines, callback timers
  *   io.h     waiting for file descriptors through the poller
+ *   net.h    sockets: TCP (IPv4, IPv6), UDP, Unix-domain
  *   combinators.h  gather, wait, wait_for, as_completed, timeout scopes,
  *            shield, task groups, futures, cross-thread entry
  *   sync.h   locks, events, conditions, semaphores, barriers, queues,
@@ -19,6 +20,7 @@
 #include "weft/task.h"
 #include "weft/time.h"
 #include "weft/io.h"
+#include "weft/net.h"
 #include "weft/combinators.h"
 #include "weft/sync.h"
 
