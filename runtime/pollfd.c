@@ -156,6 +156,7 @@ static int ensure_registered(wf__pollhub *h, wf__pollfd *pd, int fd)
             atomic_fetch_add_explicit(&h->nfds, 1, memory_order_relaxed);
         pd->registered = true;
         pd->ready = 0;
+        pd->hup = 0;
         return 0;
     }
     if (e == -EEXIST) {
@@ -230,7 +231,7 @@ int wf__pollfd_wait_owned(wf__pollhub *h, wf__pollfd *pd, wf__task *self, unsign
         wf__spin_unlock(&pd->lock);
         return -EBADF;
     }
-    if (pd->ready & dir) {
+    if ((pd->ready | pd->hup) & dir) {
         pd->ready &= (uint8_t)~dir;
         wf__spin_unlock(&pd->lock);
         return 0;
@@ -250,6 +251,8 @@ int wf__pollfd_wait_owned(wf__pollhub *h, wf__pollfd *pd, wf__task *self, unsign
             wf__spin_unlock(&pd->lock);
             return e == -EPERM ? -EOPNOTSUPP : e;
         }
+        if (e == 0)
+            pd->ready = pd->hup = 0; /* the kernel reports what is ready now */
         if (!pd->registered)
             atomic_fetch_add_explicit(&h->nfds, 1, memory_order_relaxed);
         pd->registered = true;
@@ -287,6 +290,7 @@ static void deregister(wf__pollhub *h, wf__pollfd *pd, wf__batch *b)
         atomic_fetch_sub_explicit(&h->nfds, 1, memory_order_relaxed);
     }
     pd->ready = 0;
+    pd->hup = 0;
     wake_dir(pd, 0, &badf_mark, b);
     wake_dir(pd, 1, &badf_mark, b);
 }
@@ -309,6 +313,7 @@ void wf__pollfd_release_owned(wf__pollfd *pd)
     pd->closing = false;
     pd->owned = false;
     pd->ready = 0;
+    pd->hup = 0;
     wf__spin_unlock(&pd->lock);
 }
 
@@ -347,6 +352,8 @@ unsigned wf__pollhub_dispatch(wf__pollhub *h, const struct epoll_event *ev, int 
         wf__tsan_acquire(pd);
         wf__spin_lock(&pd->lock);
         if (pd->registered) {
+            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                pd->hup |= (e & (EPOLLHUP | EPOLLERR)) ? WF__POLL_READ | WF__POLL_WRITE : WF__POLL_READ;
             if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 wake_dir(pd, 0, NULL, b);
             if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))

@@ -59,6 +59,13 @@ typedef struct wf__pollfd {
     bool owned;      /* registered for an owned fd: trusted, no ADD per park */
     bool closing;    /* the owner is closing the fd: waits fail with -EBADF */
     uint8_t ready;   /* WF__POLL_* edges seen while nobody waited */
+    /* WF__POLL_* directions that have hung up (EPOLLRDHUP: read; EPOLLHUP,
+     * EPOLLERR: both), sticky until the file changes. An owned fd's wait in
+     * such a direction returns at once: the try-first protocol skips
+     * system calls after a short read (sockio.c), and the edge that
+     * brought the end of file may have been spent on the wake-up that
+     * delivered the last bytes with it. */
+    uint8_t hup;
     wf__waitnode *waiter[2]; /* [0] reader, [1] writer */
 } wf__pollfd;
 
