@@ -6,6 +6,7 @@
  *   time.h   the clock, sleep, deadlines, callback timers
  *   io.h     waiting for file descriptors through the poller
  *   net.h    sockets: TCP (IPv4, IPv6), UDP, Unix-domain
+ *   stream.h buffered streams (StreamReader/Writer), open_connection
  *   combinators.h  gather, wait, wait_for, as_completed, timeout scopes,
  *            shield, task groups, futures, cross-thread entry
  *   sync.h   locks, events, conditions, semaphores, barriers, queues,
@@ -21,6 +22,7 @@
 #include "weft/time.h"
 #include "weft/io.h"
 #include "weft/net.h"
+#include "weft/stream.h"
 #include "weft/combinators.h"
 #include "weft/sync.h"
 

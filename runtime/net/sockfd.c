@@ -223,7 +223,7 @@ void wf__sock_leave(wf_sock_t *s, unsigned turn)
 /* --- closing and references -------------------------------------------- */
 
 /* CLOSING steps 1 to 3; the caller's reference stays. */
-static int close_call(wf_sock_t *s)
+int wf__sock_shut(wf_sock_t *s)
 {
     uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
@@ -281,7 +281,7 @@ int wf_sock_release(wf_sock_t *s)
     uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* The last reference closes a socket that was not closed (step 4). */
     if (refs_of(w) == 1 && !(w & WF__SK_CLOSED))
-        (void)close_call(s);
+        (void)wf__sock_shut(s);
     w = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
         if (wf__unlikely(refs_of(w) == 0))
@@ -300,7 +300,7 @@ int wf_sock_close(wf_sock_t *s)
 {
     if (!s)
         return -EINVAL;
-    int e = close_call(s);
+    int e = wf__sock_shut(s);
     wf_sock_release(s);
     return e;
 }
@@ -332,7 +332,7 @@ static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
     }
     wf__pollhub_ref(mine);
     wf__pollhub *expect = h;
-    /* seq_cst: the binder's half of the Dekker pair with close_call. */
+    /* seq_cst: the binder's half of the Dekker pair with wf__sock_shut. */
     if (!atomic_compare_exchange_strong_explicit(&s->hub, &expect, mine, memory_order_seq_cst,
                                                  memory_order_acquire)) {
         /* Another call of this socket (its reader or its writer) bound it

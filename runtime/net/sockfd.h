@@ -132,6 +132,10 @@ void wf__sock_leave(wf_sock_t *s, unsigned turn);
  * to another runtime that still runs), -EOPNOTSUPP, -ENOMEM, -ENOSPC. */
 int wf__sock_wait(wf_sock_t *s, unsigned dir, int64_t deadline);
 
+/* CLOSING steps 1 to 3 for every holder (wf_sock_close without giving
+ * back a reference): 0, or -EBADF if it was closed already. Any thread. */
+int wf__sock_shut(wf_sock_t *s);
+
 /* --- the I/O loops, inside a call that holds the right turn (sockio.c) -- */
 
 /* One read: recv(2)/read(2) with `flags`, `from` receiving the sender if
@@ -139,6 +143,11 @@ int wf__sock_wait(wf_sock_t *s, unsigned dir, int64_t deadline);
  * or -errno (as wf_sock_recv). Read turn held. */
 ssize_t wf__sock_recv_locked(wf_sock_t *s, void *buf, size_t n, int flags, wf_addr_t *from,
                              int64_t deadline);
+
+/* One recv(2)/read(2) (EINTR retried), no wait: the count, 0 at EOF,
+ * -EAGAIN when nothing is there, or -errno; keeps `rdrained`. Read turn
+ * held. */
+ssize_t wf__sock_try_recv(wf_sock_t *s, void *buf, size_t n, int flags, wf_addr_t *from);
 
 /* Write every byte of the `cnt` buffers of `iov` (which it may modify),
  * parking while the kernel's buffer is full. 0 or -errno; *written (if

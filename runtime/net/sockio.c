@@ -56,21 +56,25 @@ static __attribute__((noinline)) ssize_t sys_send(const wf_sock_t *s, const stru
     return r < 0 ? -errno : r;
 }
 
+ssize_t wf__sock_try_recv(wf_sock_t *s, void *buf, size_t n, int flags, wf_addr_t *from)
+{
+    ssize_t r;
+    do
+        r = sys_recv(s, buf, n, flags, from);
+    while (r == -EINTR);
+    if (r >= 0)
+        s->rdrained = wf__sock_is_stream(s) && !(flags & MSG_PEEK) && r > 0 && (size_t)r < n;
+    return r;
+}
+
 ssize_t wf__sock_recv_locked(wf_sock_t *s, void *buf, size_t n, int flags, wf_addr_t *from, int64_t deadline)
 {
     if (n == 0)
         return 0; /* no call: a datagram socket would lose a datagram */
-    bool stream = wf__sock_is_stream(s) && !(flags & MSG_PEEK);
     for (;;) {
         /* A deadline of 0 is "try once": always ask the kernel. */
         if (!s->rdrained || deadline == 0) {
-            ssize_t r = sys_recv(s, buf, n, flags, from);
-            if (r >= 0) {
-                s->rdrained = stream && r > 0 && (size_t)r < n;
-                return r;
-            }
-            if (r == -EINTR)
-                continue;
+            ssize_t r = wf__sock_try_recv(s, buf, n, flags, from);
             if (r != -EAGAIN)
                 return r;
         }

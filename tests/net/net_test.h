@@ -36,6 +36,10 @@ static inline int listen_any(wf_sock_t **l, uint16_t *port)
 /* A connected TCP pair over loopback: *c the client end, *s the server's. */
 int tcp_pair(wf_sock_t **c, wf_sock_t **s);
 
+/* Run fn on `workers` workers (run_main) and assert that the descriptors
+ * open before are exactly those open after. */
+void run_counted(unsigned workers, wf_fn fn, void *arg);
+
 /* Fill byte i of a stream with a pattern both ends can check. */
 static inline uint8_t pattern(uint64_t i, uint64_t seed)
 {

@@ -11,31 +11,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-int tcp_pair(wf_sock_t **c, wf_sock_t **s)
-{
-    wf_sock_t *l;
-    uint16_t port = 0;
-    int e = listen_any(&l, &port);
-    if (e)
-        return e;
-    e = wf_tcp_connect(c, "127.0.0.1", port, DL());
-    if (e == 0) {
-        e = wf_sock_accept(l, s, NULL, DL());
-        if (e)
-            wf_sock_close(*c);
-    }
-    wf_sock_close(l);
-    return e;
-}
 
-/* Run fn on `workers` workers and check that the descriptors open before
- * are exactly those open after. */
-static void run_counted(unsigned workers, wf_fn fn, void *arg)
-{
-    long before = open_fds();
-    run_main(workers, fn, arg);
-    assert_int_equal(open_fds(), before);
-}
 
 /* Read exactly n bytes (the stream may deliver them in pieces). */
 static int read_exact(wf_sock_t *s, void *buf, size_t n, int64_t dl)
