@@ -158,16 +158,16 @@ static const probe_case probes[] = {
     {"a head over 8 KiB", {{long_head, 1}}, {{431, false, CONN_CLOSE}}, true},
 };
 
-/* Read from fd into buf[*len..cap) until @p cond(buf, *len, arg) holds or
- * end of file; fails after PROBE_MS. Returns false at end of file. */
-static bool probe_read(const char *what, int fd, char *buf, size_t *len, size_t cap)
+/* Read once from fd into buf[*len..cap); fails (saying @p waiting_for)
+ * when nothing comes within PROBE_MS. Returns false at end of file. */
+static bool probe_read(const char *what, const char *waiting_for, int fd, char *buf, size_t *len, size_t cap)
 {
     struct pollfd pf = {.fd = fd, .events = POLLIN};
     int n = poll(&pf, 1, PROBE_MS);
-    BENCH_CHECK(n > 0, "probe, %s: no answer within %d s", what, PROBE_MS / 1000);
-    BENCH_CHECK(*len < cap, "probe, %s: more than %zu bytes back", what, cap);
+    BENCH_CHECK(n > 0, "%s: %s within %d s", what, waiting_for, PROBE_MS / 1000);
+    BENCH_CHECK(*len < cap, "%s: more than %zu bytes back", what, cap);
     ssize_t r = recv(fd, buf + *len, cap - *len, 0);
-    BENCH_CHECK(r >= 0, "probe, %s: recv: %s", what, strerror(errno));
+    BENCH_CHECK(r >= 0, "%s: recv: %s", what, strerror(errno));
     *len += (size_t)r;
     return r > 0;
 }
@@ -205,12 +205,12 @@ static void probe_one(const server_proc *s, const probe_case *pc)
                 k++;
                 continue;
             }
-            BENCH_CHECK(probe_read(what, fd, buf, &len, sizeof buf),
+            BENCH_CHECK(probe_read(what, "no response", fd, buf, &len, sizeof buf),
                         "%s: the connection closed after %u responses, expected %u", what, k, want);
         }
     }
     if (pc->eof) {
-        while (probe_read(what, fd, buf, &len, sizeof buf)) {
+        while (probe_read(what, "the server did not close the connection", fd, buf, &len, sizeof buf)) {
         }
     }
     BENCH_CHECK(len == off, "%s: %zu bytes more than the expected responses: '%.*s'", what, len - off,
