@@ -238,6 +238,8 @@ static int emfile_main(void *arg, void **res)
 static void test_accept_out_of_fds(void **state)
 {
     (void)state;
+    if (on_valgrind())
+        skip(); /* see on_valgrind() */
     struct rlimit old, low;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
     low = old;
