@@ -35,6 +35,11 @@
  * cannot be waited on: -EOPNOTSUPP. Running such blocking calls off the
  * workers needs the blocking-work pool, which is planned.
  *
+ * Signals: runtime threads inherit the signal mask of the thread that
+ * calls wf_run(). Block SIGINT/SIGTERM there before wf_run() and read them
+ * from a signalfd with wf_wait_readable() (examples/server_cli.h), and no
+ * runtime thread takes their default action.
+ *
  * Environment: WF_POLLER_NO_PWAIT2=1, read when wf_run() starts, makes the
  * poller sleep in epoll_pwait() with millisecond timeouts (rounded up, so
  * timers are never early, up to 1 ms late) instead of epoll_pwait2(). The
