@@ -234,12 +234,17 @@ static int enter_read(wf_stream_t *st, int64_t deadline)
         return -EINVAL;
     if (!wf__current())
         return -EPERM;
-    return wf__sock_enter(st->sock, WF__TURN_READ, deadline);
+    wf__stream_ref(st);
+    int e = wf__sock_enter(st->sock, WF__TURN_READ, deadline);
+    if (e)
+        wf__stream_unref(st);
+    return e;
 }
 
 static void leave_read(wf_stream_t *st)
 {
     wf__sock_leave(st->sock, WF__TURN_READ);
+    wf__stream_unref(st);
 }
 
 /* --- reading --------------------------------------------------------------- */

@@ -24,8 +24,10 @@
  * a flusher task takes over the sender's role, with its write turn, and
  * parks until the kernel makes room.
  *
- * LIFETIME. `refs` counts the user's reference and a running flusher's;
- * the last one frees the buffers and gives back the socket.
+ * LIFETIME. `refs` counts the user's reference, a running flusher's, and
+ * one per call in progress (a call keeps the stream alive while another
+ * fiber closes it: the close wakes it with -EBADF and it returns through
+ * the record); the last one frees the buffers and gives back the socket.
  */
 #ifndef WF_NET_STREAM_H
 #define WF_NET_STREAM_H
@@ -55,6 +57,14 @@ struct wf_stream {
     uint32_t nwait;
     wf__link waiters;
 };
+
+/* Take a reference (the caller holds one, or is a call on a stream the
+ * user has not closed yet). */
+static inline void wf__stream_ref(wf_stream_t *st)
+{
+    /* relaxed: the caller's own reference keeps the record alive. */
+    atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+}
 
 /* Give back one reference; the last frees the stream and releases its
  * socket reference (closing it if nobody else holds one). */

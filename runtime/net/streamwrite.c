@@ -174,8 +174,7 @@ static void flusher_dropped(void *arg)
  * to a flusher task. If none can be started, send it all ourselves. */
 static int start_flusher(wf_stream_t *st)
 {
-    /* relaxed: the caller holds a reference. */
-    atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+    wf__stream_ref(st); /* the flusher's */
     wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
     o.name = "stream-flusher";
     o.drop = flusher_dropped;
@@ -190,6 +189,8 @@ static int start_flusher(wf_stream_t *st)
     return e;
 }
 
+static int writev_call(wf_stream_t *st, const struct iovec *iov, int cnt, size_t total);
+
 int wf_stream_writev(wf_stream_t *st, const struct iovec *iov, int cnt)
 {
     if (!st || cnt < 0 || cnt > IOV_MAX || (!iov && cnt))
@@ -202,6 +203,15 @@ int wf_stream_writev(wf_stream_t *st, const struct iovec *iov, int cnt)
     }
     if (!wf__current())
         return -EPERM;
+    wf__stream_ref(st);
+    int e = writev_call(st, iov, cnt, total);
+    wf__stream_unref(st);
+    return e;
+}
+
+/* wf_stream_writev's body, the call's reference held. */
+static int writev_call(wf_stream_t *st, const struct iovec *iov, int cnt, size_t total)
+{
     wf__spin_lock(&st->wlock);
     int e = st->werr ? st->werr : st->shut ? -EPIPE : 0;
     if (e || total == 0 || st->sending) {
@@ -288,6 +298,7 @@ static int wait_writes(wf_stream_t *st, int64_t deadline, bool flush)
     wf__task *self = wf__current();
     if (!self)
         return -EPERM;
+    wf__stream_ref(st);
     wf__spin_lock(&st->wlock);
     bool parked = false;
     int e;
@@ -314,6 +325,7 @@ static int wait_writes(wf_stream_t *st, int64_t deadline, bool flush)
         break;
     }
     wf__spin_unlock(&st->wlock);
+    wf__stream_unref(st);
     return e;
 }
 
@@ -329,13 +341,18 @@ int wf_stream_flush(wf_stream_t *st, int64_t deadline)
 
 int wf_stream_write_eof(wf_stream_t *st, int64_t deadline)
 {
+    if (!st)
+        return -EINVAL;
+    wf__stream_ref(st);
     int e = wf_stream_flush(st, deadline);
-    if (e)
-        return e;
-    wf__spin_lock(&st->wlock);
-    st->shut = true;
-    wf__spin_unlock(&st->wlock);
-    return wf_sock_shutdown(st->sock, SHUT_WR);
+    if (!e) {
+        wf__spin_lock(&st->wlock);
+        st->shut = true;
+        wf__spin_unlock(&st->wlock);
+        e = wf_sock_shutdown(st->sock, SHUT_WR);
+    }
+    wf__stream_unref(st);
+    return e;
 }
 
 size_t wf_stream_write_queued(wf_stream_t *st)
