@@ -10,6 +10,7 @@
  *            shield, task groups, futures, cross-thread entry
  *   sync.h   locks, events, conditions, semaphores, barriers, queues,
  *            select, generators
+ *   pool.h   the thread pool: blocking calls off the workers (to_thread)
  *
  * docs/api.md lists every function beside its asyncio counterpart.
  */
@@ -23,5 +24,6 @@
 #include "weft/net.h"
 #include "weft/combinators.h"
 #include "weft/sync.h"
+#include "weft/pool.h"
 
 #endif

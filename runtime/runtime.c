@@ -4,16 +4,20 @@
  *   1. Validate the configuration.
  *   2. (Reserved, planned) The process pool's zygote is to be forked here,
  *      before this function creates any thread: forking a multi-threaded
- *      process is unsafe (docs/architecture.md, "Planned").
+ *      process is unsafe (docs/architecture.md, "Planned"). Keep this step
+ *      free of threads: the thread pool starts none before its first call
+ *      (pool/pool.h), long after this step.
  *   3. Allocate the runtime: stack pool (and its guard budget), handle
- *      table, inject queue, idle bookkeeping.
+ *      table, inject queue, idle bookkeeping, and the thread pool's crews
+ *      (no thread yet).
  *   4. Create the poller's kernel objects (epoll, eventfd).
  *   5. Initialise the workers: run queues, timer wheels, pinned inboxes.
  *   6. Install the stack-overflow reporter (SIGSEGV/SIGBUS).
  *   7. Create the main task; it waits in the inject queue.
  *   8. Start the poller thread.
- *   9. Start the worker threads. (The planned thread pool will start here
- *      too, as runtime-owned threads; the sysmon duty is the poller's.)
+ *   9. Start the worker threads. (The thread pool's threads start on
+ *      demand, from the first wf_to_thread and its kin; the sysmon duty is
+ *      the poller's.)
  *
  * SHUTDOWN, once the main task has returned
  *   10. Mark the runtime closing: tasks spawned from now on start cancelled.
@@ -21,12 +25,16 @@
  *       re-cancelling (every 10 ms) any that cleared its cancellation; then
  *       seal: callback timers no longer fire (one that spawns could
  *       otherwise start a task no worker would run).
- *   12. Stop the workers and the poller, and join them.
+ *   12. Stop the workers and the poller, and join them. Then close the
+ *       thread pool and join its threads: every call abandoned by a
+ *       cancelled task still running is waited for (weft/pool.h,
+ *       "Shutdown").
  *   13. Release everything: disarm the timers still armed (they never
  *       fire), free the main task's record, stacks (munmap), tables, the
- *       epoll and eventfd descriptors, the signal handlers.
+ *       epoll and eventfd descriptors, the signal handlers, the pool.
  */
 #include "park.h"
+#include "pool/pool.h"
 #include "runtime.h"
 
 #include <errno.h>
@@ -154,6 +162,7 @@ static void destroy(wf__runtime *rt)
     wf__poller_destroy(&rt->poller);
     wf__handles_destroy(&rt->handles);
     wf__idle_destroy(&rt->idle);
+    wf__pool_destroy(rt->pool);
     free(rt);
 }
 
@@ -176,6 +185,7 @@ static void stop_threads(wf__runtime *rt)
         rt->workers[i].started = false;
     }
     wf__poller_stop(&rt->poller);
+    wf__pool_stop(rt->pool);
 }
 
 int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, void **result)
@@ -201,6 +211,9 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
     if (cfg.stack_size < WF__STACK_MIN || cfg.stack_size > WF__STACK_MAX)
         return -EINVAL;
     if (cfg.guard_stacks < -1)
+        return -EINVAL;
+    if (cfg.pool_user_threads > WF__POOL_LIMIT_MAX || cfg.pool_file_threads > WF__POOL_LIMIT_MAX ||
+        cfg.pool_dns_threads > WF__POOL_LIMIT_MAX)
         return -EINVAL;
 
     /* Step 2: reserved for the planned process pool's zygote fork. */
@@ -228,12 +241,19 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         free(rt);
         return -ENOMEM;
     }
+    if ((err = wf__pool_create(rt, &cfg)) < 0) {
+        wf__handles_destroy(&rt->handles);
+        wf__idle_destroy(&rt->idle);
+        free(rt);
+        return err;
+    }
     /* Step 4 (before anything can fail, the poller is made destroyable). */
     err = wf__poller_init(&rt->poller, rt);
     if (err < 0 || (err = wf__stack_pool_init(&rt->stacks, cfg.stack_size, cfg.guard_stacks)) < 0) {
         wf__poller_destroy(&rt->poller);
         wf__handles_destroy(&rt->handles);
         wf__idle_destroy(&rt->idle);
+        wf__pool_destroy(rt->pool);
         free(rt);
         return err;
     }

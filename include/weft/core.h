@@ -59,6 +59,24 @@ typedef struct wf_config {
     long guard_stacks;
     /** Pin worker i to CPU i modulo the online CPUs. */
     bool pin_workers;
+    /* Fields below were added after the first release: they stay at the
+     * end, so that the offsets of the ones above never change. */
+    /** The most threads the thread pool (weft/pool.h) runs at once for
+     * user calls (WF_POOL_USER), file I/O (WF_POOL_FILE) and name
+     * resolution (WF_POOL_DNS): each class has its own limit, so slow calls
+     * of one kind cannot starve the others. 0: the default (64 user, 16
+     * file, 4 DNS). At most 1024 each. */
+    unsigned pool_user_threads;
+    unsigned pool_file_threads;
+    unsigned pool_dns_threads;
+    /** How long an idle pool thread waits for work before it exits, in
+     * nanoseconds. 0: 10 seconds. Negative: never exits before shutdown. */
+    int64_t pool_idle_ns;
+    /** SIGINT and SIGTERM start a graceful shutdown: the first one cancels
+     * the main task (its cancellation message is "SIGINT" or "SIGTERM"), a
+     * second one ends the process with the signal's default action
+     * (weft/signal.h, "Shutdown on a signal"). Default false. */
+    bool shutdown_on_signal;
 } wf_config_t;
 
 /** Fill @p cfg with the defaults described in wf_config_t.
