@@ -46,12 +46,14 @@ long bench_rss_kib(void);
 unsigned bench_workers(const bench_opts *o);
 
 /* One table per subsystem (bench_core.c, bench_combinators.c,
- * bench_sync.c); weft-bench.c lists them all. */
+ * bench_sync.c, bench_pool.c); weft-bench.c lists them all. */
 extern const bench_def bench_core[];
 extern const unsigned bench_core_n;
 extern const bench_def bench_combinators[];
 extern const unsigned bench_combinators_n;
 extern const bench_def bench_sync[];
 extern const unsigned bench_sync_n;
+extern const bench_def bench_pool[];
+extern const unsigned bench_pool_n;
 
 #endif

@@ -65,6 +65,7 @@ static const struct {
     {bench_core, &bench_core_n},
     {bench_combinators, &bench_combinators_n},
     {bench_sync, &bench_sync_n},
+    {bench_pool, &bench_pool_n},
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 

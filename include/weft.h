@@ -11,6 +11,7 @@
  *   sync.h   locks, events, conditions, semaphores, barriers, queues,
  *            select, generators
  *   pool.h   the thread pool: blocking calls off the workers (to_thread)
+ *   fs.h     files, through the thread pool
  *
  * docs/api.md lists every function beside its asyncio counterpart.
  */
@@ -25,5 +26,6 @@
 #include "weft/combinators.h"
 #include "weft/sync.h"
 #include "weft/pool.h"
+#include "weft/fs.h"
 
 #endif

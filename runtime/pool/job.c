@@ -101,7 +101,9 @@ int wf__job_wait(wf__task *self, wf__crew *crew, wf__job *j, int64_t deadline, i
         return j->err;
     }
     /* Publish the waiter under the lock: the completer reads it there. */
-    uint64_t seq = wf__park_begin(self, 0);
+    uint64_t seq = wf__park_begin(self, mode == WF__JOB_WHOLE ? WF__PARK_NOCANCEL : 0);
+    if (mode == WF__JOB_WHOLE)
+        deadline = WF_FOREVER;
     j->task = self;
     j->seq = seq;
     wf__spin_unlock(&j->lock);
@@ -110,7 +112,8 @@ int wf__job_wait(wf__task *self, wf__crew *crew, wf__job *j, int64_t deadline, i
     if (why == WF__R_WOKEN)
         return finish(j);
 
-    /* Cancelled or timed out. */
+    /* Cancelled or timed out (never in WHOLE mode: the wait ignores both). */
+    wf__assert(mode != WF__JOB_WHOLE, "an uninterruptible job wait ends by its completion");
     int e = wf__park_errno(why);
     if (wf__crew_withdraw(crew, j)) {
         /* It never started, and now never will: the completer never

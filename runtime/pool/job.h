@@ -54,6 +54,10 @@
  *                    uninterruptibly, and its outcome returned. The fiber
  *                    always owns the job afterwards, so the record may live
  *                    on its stack; `abandon` is never called.
+ *   WF__JOB_WHOLE    the job is waited for to the end from the start,
+ *                    ignoring cancellation, timeout scopes and the deadline
+ *                    (closing a file: it must not be left half done). The
+ *                    fiber owns the job afterwards.
  *
  * SPINNING BEFORE PARKING. A call that a pool thread picks up at once often
  * ends within a microsecond or two (an empty call, a read from the page
@@ -77,7 +81,7 @@
 enum { WF__JOB_QUEUED = 0, WF__JOB_RUNNING = 1, WF__JOB_DONE = 2 };
 
 /* wf__job_wait modes */
-enum { WF__JOB_ABANDON = 0, WF__JOB_FINISH = 1 };
+enum { WF__JOB_ABANDON = 0, WF__JOB_FINISH = 1, WF__JOB_WHOLE = 2 };
 
 /* How long a fiber whose worker is idle watches its job before parking
  * (see SPINNING above). About two futex round trips on the development VM:
@@ -122,7 +126,7 @@ void wf__job_init(wf__job *j, void (*run)(wf__job *), void (*abandon)(wf__job *)
  *                ABANDON mode: the caller stopped waiting, and j belongs to
  *                the worker (its `abandon` runs, or has run, exactly once).
  *                FINISH mode: j was withdrawn before it started (nothing
- *                happened); the caller owns j.
+ *                happened); the caller owns j. Never in WHOLE mode.
  *   -EAGAIN      no pool thread could be started and none runs (nothing
  *                happened); the caller owns j.
  *   -ESHUTDOWN   the pool is shutting down; the caller owns j. */

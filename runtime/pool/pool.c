@@ -58,10 +58,13 @@ static bool idle_wait(wf__crew *c, wf__pool_thread *t)
     wf__list_push_front(&c->idle, &t->idle_link);
     c->nidle++;
     int64_t idle_ns = c->pool->idle_ns;
+    bool spin = c->spinning < WF__POOL_SPINNERS;
+    if (spin)
+        c->spinning++;
     wf__spin_unlock(&c->lock);
 
     int64_t now = wf_now();
-    int64_t spin_until = now + WF__POOL_SPIN_NS;
+    int64_t spin_until = spin ? now + WF__POOL_SPIN_NS : now;
     int64_t idle_until = idle_ns < 0 ? INT64_MAX : now + idle_ns;
     bool woken = false;
     /* Spin first: a call that comes now costs no futex call on either side.
@@ -74,6 +77,11 @@ static bool idle_wait(wf__crew *c, wf__pool_thread *t)
         wf__cpu_relax();
         if ((i & 63) == 63 && wf_now() >= spin_until)
             break;
+    }
+    if (spin) {
+        wf__spin_lock(&c->lock);
+        c->spinning--;
+        wf__spin_unlock(&c->lock);
     }
     while (!woken) {
         /* SPIN -> SLEEP; a word already SLEEP (after a timed-out or spurious

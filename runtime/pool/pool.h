@@ -59,6 +59,11 @@ enum { WF__CREW_USER = 0, WF__CREW_FILE = 1, WF__CREW_DNS = 2, WF__CREW_CHILD = 
 /* How long an idle pool thread spins before it sleeps: a call that comes
  * within it costs no futex call on either side. */
 #define WF__POOL_SPIN_NS (50 * 1000)
+/* At most this many idle threads of a crew spin at once; the others sleep
+ * at once. */
+#ifndef WF__POOL_SPINNERS
+#define WF__POOL_SPINNERS 1
+#endif
 
 /* Thread limits: defaults and the most a configuration may ask for. */
 #define WF__POOL_USER_DEFAULT 64
@@ -86,7 +91,7 @@ typedef struct wf__crew {
     wf__link queue; /* QUEUED jobs, oldest first */
     wf__link idle;  /* idle threads, most recently idle first */
     wf__link all;   /* live threads (idle or running), for the shutdown */
-    unsigned queued, nidle;
+    unsigned queued, nidle, spinning;
     unsigned nthreads; /* live, and being started */
     unsigned peak;     /* most threads running calls at once, ever */
     unsigned limit;

@@ -344,50 +344,77 @@ static void test_cancel_queued(void **state)
     run_counted(&cfg, 0, m_cancel_queued, NULL);
 }
 
-/* A call's deadline: the caller gets -ETIMEDOUT once it passes, the call
- * runs on, and its result is dropped. */
+/* A call's deadline: the caller gets -ETIMEDOUT once it passes; a call
+ * that had started runs on and its result is dropped; one still waiting
+ * for its thread never runs, and its drop gets -ETIMEDOUT before the
+ * caller returns. Which of the two happens depends on when the pool
+ * thread gets a CPU, so each attempt checks the books of whichever it was,
+ * and attempts go on (deadline 50 ms each) until the started case has been
+ * seen. */
+typedef struct {
+    drop_ctx d;
+    int64_t deadline;
+    int r;
+} deadline_try;
+
 static int caller_deadline(void *arg, void **res)
 {
-    drop_ctx *d = arg;
+    deadline_try *t = arg;
     wf_offload_opts_t o = WF_OFFLOAD_OPTS_INIT;
     o.drop = on_drop;
-    o.deadline = wf_deadline_in(20 * WF_NSEC_PER_MSEC);
-    int64_t t0 = wf_now();
-    int r = wf_run_in_executor(&o, gated_alloc, d, NULL, NULL);
+    o.deadline = t->deadline;
+    t->r = wf_run_in_executor(&o, gated_alloc, &t->d, NULL, NULL);
     CHECK(wf_now() >= o.deadline); /* not early */
-    (void)t0;
-    return r;
+    return 0;
+}
+
+/* One attempt, with the wait as a deadline (scope = false) or capped by a
+ * timeout scope. Returns whether the call had started. */
+static bool deadline_attempt(bool scope)
+{
+    deadline_try t = {.deadline = scope ? WF_FOREVER : wf_deadline_in(50 * WF_NSEC_PER_MSEC)};
+    CHECK_EQ(wf_future_create(&t.d.gate), 0);
+    if (scope) {
+        wf_timeout_t sc;
+        CHECK_EQ(wf_timeout_enter_in(&sc, 50 * WF_NSEC_PER_MSEC), 0);
+        caller_deadline(&t, NULL);
+        CHECK_EQ(wf_timeout_leave(&sc), 1);
+    } else {
+        wf_task_t task;
+        CHECK_EQ(wf_spawn(&task, caller_deadline, &t, NULL), 0);
+        CHECK_EQ(wf_join(task, NULL, NULL), 0);
+    }
+    CHECK_EQ(t.r, -ETIMEDOUT);
+    /* A call taken back was dropped before the caller returned; a started
+     * one cannot have been (it waits for the gate). */
+    bool started = atomic_load(&t.d.drops) == 0;
+    if (started) {
+        CHECK(wait_flag(&t.d.entered, LONG_NS));
+        CHECK_EQ(atomic_load(&t.d.returned), 0);
+        CHECK_EQ(wf_future_set(t.d.gate, 0, NULL), 0);
+        CHECK(wait_flag(&t.d.drops, LONG_NS));
+        CHECK_EQ(atomic_load(&t.d.drop_status), 5);
+        CHECK(atomic_load(&t.d.drop_result) != NULL);
+    } else {
+        /* Taken back before it started: dropped already, never to run. */
+        CHECK_EQ(atomic_load(&t.d.entered), 0);
+        CHECK_EQ(atomic_load(&t.d.drop_status), -ETIMEDOUT);
+        CHECK(atomic_load(&t.d.drop_result) == NULL);
+        CHECK_EQ(wf_future_set(t.d.gate, 0, NULL), 0);
+    }
+    CHECK_EQ(atomic_load(&t.d.drops), 1);
+    wf_future_release(t.d.gate);
+    return started;
 }
 
 static int m_deadline(void *arg, void **res)
 {
-    drop_ctx d = {0};
-    CHECK_EQ(wf_future_create(&d.gate), 0);
-    wf_task_t t;
-    CHECK_EQ(wf_spawn(&t, caller_deadline, &d, NULL), 0);
-    int st = 0;
-    CHECK_EQ(wf_join(t, &st, NULL), 0);
-    CHECK_EQ(st, -ETIMEDOUT);
-    CHECK_EQ(atomic_load(&d.entered), 1);
-    CHECK_EQ(atomic_load(&d.returned), 0);
-    CHECK_EQ(wf_future_set(d.gate, 0, NULL), 0);
-    CHECK(wait_flag(&d.drops, LONG_NS));
-    CHECK_EQ(atomic_load(&d.drop_status), 5);
-
-    /* A timeout scope caps the wait the same way. */
-    drop_ctx e = {0};
-    CHECK_EQ(wf_future_create(&e.gate), 0);
-    wf_timeout_t scope;
-    CHECK_EQ(wf_timeout_enter_in(&scope, 20 * WF_NSEC_PER_MSEC), 0);
-    wf_offload_opts_t o = WF_OFFLOAD_OPTS_INIT;
-    o.drop = on_drop;
-    CHECK_EQ(wf_run_in_executor(&o, gated_alloc, &e, NULL, NULL), -ETIMEDOUT);
-    CHECK_EQ(wf_timeout_leave(&scope), 1);
-    CHECK_EQ(wf_future_set(e.gate, 0, NULL), 0);
-    CHECK(wait_flag(&e.drops, LONG_NS));
-    CHECK_EQ(atomic_load(&e.drops), 1);
-    wf_future_release(d.gate);
-    wf_future_release(e.gate);
+    for (int scope = 0; scope < 2; scope++) {
+        bool seen = false;
+        for (int i = 0; i < 50 && !seen; i++)
+            seen = deadline_attempt(scope);
+        CHECK(seen);
+    }
     return 0;
 }
 
@@ -512,7 +539,7 @@ static void test_grow_retire(void **state)
 
 typedef struct {
     wf_future_t *gate;
-    _Atomic int entered, main_returned, dropped, call_returned;
+    _Atomic int entered, caller_returned, dropped, call_returned;
 } shutdown_ctx;
 
 static int shut_call(void *arg, void **res)
@@ -533,9 +560,13 @@ static void shut_drop(void *arg, int status, void *result)
 
 static int shut_fiber(void *arg, void **res)
 {
+    shutdown_ctx *c = arg;
     wf_offload_opts_t o = WF_OFFLOAD_OPTS_INIT;
     o.drop = shut_drop;
-    return wf_run_in_executor(&o, shut_call, arg, NULL, NULL);
+    int r = wf_run_in_executor(&o, shut_call, arg, NULL, NULL);
+    CHECK_EQ(r, -ECANCELED); /* by the shutdown */
+    atomic_store(&c->caller_returned, 1);
+    return r;
 }
 
 static int m_shutdown(void *arg, void **res)
@@ -545,22 +576,20 @@ static int m_shutdown(void *arg, void **res)
     CHECK_EQ(wf_spawn(&t, shut_fiber, c, NULL), 0);
     CHECK(wait_flag(&c->entered, LONG_NS));
     CHECK_EQ(wf_detach(t), 0);
-    atomic_store(&c->main_returned, 1);
     return 0; /* the call is still running */
 }
 
-/* A thread outside the runtime opens the gate once main has returned. */
+/* A thread outside the runtime opens the gate once the shutdown has
+ * cancelled the caller (so the call is abandoned, and only the pool's
+ * join keeps wf_run from returning). */
 static void *opener(void *arg)
 {
     shutdown_ctx *c = arg;
     int64_t dl = wf_deadline_in(LONG_NS);
-    while (!atomic_load(&c->main_returned) && wf_now() < dl) {
+    while (!atomic_load(&c->caller_returned) && wf_now() < dl) {
         struct timespec ts = {0, 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    /* Let wf_run get into its wait for the pool before opening. */
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    nanosleep(&ts, NULL);
     wf_future_set(c->gate, 0, NULL);
     return NULL;
 }
