@@ -12,6 +12,7 @@
  *            select, generators
  *   pool.h   the thread pool: blocking calls off the workers (to_thread)
  *   fs.h     files, through the thread pool
+ *   dns.h    name resolution (getaddrinfo), through the thread pool
  *
  * docs/api.md lists every function beside its asyncio counterpart.
  */
@@ -27,5 +28,6 @@
 #include "weft/sync.h"
 #include "weft/pool.h"
 #include "weft/fs.h"
+#include "weft/dns.h"
 
 #endif
