@@ -13,6 +13,7 @@
  *   pool.h   the thread pool: blocking calls off the workers (to_thread)
  *   fs.h     files, through the thread pool
  *   dns.h    name resolution (getaddrinfo), through the thread pool
+ *   signal.h Unix signals as events for fibers, and handler tasks
  *
  * docs/api.md lists every function beside its asyncio counterpart.
  */
@@ -29,5 +30,6 @@
 #include "weft/pool.h"
 #include "weft/fs.h"
 #include "weft/dns.h"
+#include "weft/signal.h"
 
 #endif

@@ -8,16 +8,20 @@
  *      free of threads: the thread pool starts none before its first call
  *      (pool/pool.h), long after this step.
  *   3. Allocate the runtime: stack pool (and its guard budget), handle
- *      table, inject queue, idle bookkeeping, and the thread pool's crews
- *      (no thread yet).
+ *      table, inject queue, idle bookkeeping, the thread pool's crews (no
+ *      thread yet) and the signal state (no fd yet).
  *   4. Create the poller's kernel objects (epoll, eventfd).
  *   5. Initialise the workers: run queues, timer wheels, pinned inboxes.
  *   6. Install the stack-overflow reporter (SIGSEGV/SIGBUS).
  *   7. Create the main task; it waits in the inject queue.
- *   8. Start the poller thread.
- *   9. Start the worker threads. (The thread pool's threads start on
- *      demand, from the first wf_to_thread and its kin; the sysmon duty is
- *      the poller's.)
+ *   8. Signal masks (pool/sigs.h): this thread keeps its caller's mask
+ *      for later and blocks every asynchronous signal until the end (it
+ *      only waits). Start the poller thread, which inherits that.
+ *   9. Start the worker threads, born with the caller's mask (plus SIGINT
+ *      and SIGTERM under cfg.shutdown_on_signal), and the shutdown
+ *      watcher (that option; it inherits this thread's mask). (The thread
+ *      pool's threads start on demand, from the first wf_to_thread and its
+ *      kin; the sysmon duty is the poller's.)
  *
  * SHUTDOWN, once the main task has returned
  *   10. Mark the runtime closing: tasks spawned from now on start cancelled.
@@ -25,16 +29,19 @@
  *       re-cancelling (every 10 ms) any that cleared its cancellation; then
  *       seal: callback timers no longer fire (one that spawns could
  *       otherwise start a task no worker would run).
- *   12. Stop the workers and the poller, and join them. Then close the
- *       thread pool and join its threads: every call abandoned by a
- *       cancelled task still running is waited for (weft/pool.h,
- *       "Shutdown").
+ *   12. Stop the signal watcher, the workers and the poller, and join
+ *       them. Then close the thread pool and join its threads: every call
+ *       abandoned by a cancelled task still running is waited for
+ *       (weft/pool.h, "Shutdown").
  *   13. Release everything: disarm the timers still armed (they never
  *       fire), free the main task's record, stacks (munmap), tables, the
- *       epoll and eventfd descriptors, the signal handlers, the pool.
+ *       epoll and eventfd descriptors, the signal handlers, the pool; drop
+ *       the signals caught for fibers that nobody consumed, and give this
+ *       thread its signal mask back.
  */
 #include "park.h"
 #include "pool/pool.h"
+#include "pool/sigs.h"
 #include "runtime.h"
 
 #include <errno.h>
@@ -163,12 +170,14 @@ static void destroy(wf__runtime *rt)
     wf__handles_destroy(&rt->handles);
     wf__idle_destroy(&rt->idle);
     wf__pool_destroy(rt->pool);
+    wf__signals_destroy(rt);
     free(rt);
 }
 
 static void stop_threads(wf__runtime *rt)
 {
     /* Step 12. */
+    wf__signals_stop(rt);
     atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         wf__worker *w = &rt->workers[i];
@@ -241,9 +250,10 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         free(rt);
         return -ENOMEM;
     }
-    if ((err = wf__pool_create(rt, &cfg)) < 0) {
+    if ((err = wf__pool_create(rt, &cfg)) < 0 || (err = wf__signals_create(rt)) < 0) {
         wf__handles_destroy(&rt->handles);
         wf__idle_destroy(&rt->idle);
+        wf__pool_destroy(rt->pool);
         free(rt);
         return err;
     }
@@ -254,6 +264,7 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         wf__handles_destroy(&rt->handles);
         wf__idle_destroy(&rt->idle);
         wf__pool_destroy(rt->pool);
+        wf__signals_destroy(rt);
         free(rt);
         return err;
     }
@@ -305,17 +316,28 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         return err;
     }
 
-    /* Steps 8 and 9. */
+    /* Step 8: the poller inherits this thread's mask (every asynchronous
+     * signal blocked from here on). */
+    sigset_t wmask;
+    wf__signals_prepare(rt, &wmask);
     err = wf__poller_start(&rt->poller);
-    for (uint32_t i = 0; err == 0 && i < rt->nworkers; i++) {
-        wf__worker *w = &rt->workers[i];
-        int e = pthread_create(&w->thread, NULL, wf__worker_main, w);
-        if (e) {
-            err = -e;
-            break;
+    /* Step 9: the workers are born with the caller's mask. */
+    pthread_attr_t wattr;
+    if (err == 0 && (err = -pthread_attr_init(&wattr)) == 0) {
+        err = -pthread_attr_setsigmask_np(&wattr, &wmask);
+        for (uint32_t i = 0; err == 0 && i < rt->nworkers; i++) {
+            wf__worker *w = &rt->workers[i];
+            int e = pthread_create(&w->thread, &wattr, wf__worker_main, w);
+            if (e) {
+                err = -e;
+                break;
+            }
+            w->started = true;
         }
-        w->started = true;
+        pthread_attr_destroy(&wattr);
     }
+    if (err == 0)
+        err = wf__signals_start_watcher(rt);
 
     if (err == 0) {
         /* The program runs. */

@@ -36,6 +36,11 @@ extern "C" {
 /** @defgroup dns Name resolution
  * @{ */
 
+/* getaddrinfo's list. <netdb.h> defines it only for POSIX programs
+ * (_POSIX_C_SOURCE, _GNU_SOURCE...); a strict C11 program that does not use
+ * these two calls still compiles with this header. */
+struct addrinfo;
+
 /** getaddrinfo(3) on a pool thread (loop.getaddrinfo(host, port, ...)).
  * @param host     a host name or numeric address; NULL for the wildcard
  *                 or loopback address (as getaddrinfo).

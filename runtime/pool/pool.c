@@ -195,11 +195,14 @@ static int start_thread(wf__crew *c, wf__job *j)
          * that a fiber waits for through signalfd must never be delivered
          * to a pool thread, and a blocking call is better left
          * uninterrupted by the program's handlers. */
-        sigset_t all, old;
+        sigset_t all;
         wf__sigset_async(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        e = pthread_create(&t->thread, NULL, thread_main, t);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_t attr;
+        if ((e = pthread_attr_init(&attr)) == 0) {
+            if ((e = pthread_attr_setsigmask_np(&attr, &all)) == 0)
+                e = pthread_create(&t->thread, &attr, thread_main, t);
+            pthread_attr_destroy(&attr);
+        }
         if (e == 0)
             return 0;
     }

@@ -12,7 +12,11 @@
  *   shutdown       want one (the poller's timer callbacks and the pool's
  *   watcher        calls are not signal handlers' business).
  *   wf_run's own   blocks every asynchronous signal while the runtime runs
- *   thread         (it only waits), and gets its own mask back at the end.
+ *   thread         (it only waits), from before the first thread starts,
+ *                  and gets its own mask back at the end.
+ * Threads get their mask at birth (pthread_attr_setsigmask_np, or by
+ * inheriting the creator's), never from a change made after they start: a
+ * signal sent meanwhile would find them unblocked.
  * So a signal that weft has asked for is blocked in every thread weft owns,
  * and stays pending for the signalfd until a fiber reads it.
  *
@@ -38,10 +42,24 @@ void wf__sigset_async(sigset_t *s);
  * synchronous, not SIGKILL/SIGSTOP, and not one of glibc's own (32, 33). */
 bool wf__signo_catchable(int signo);
 
-/* wf_run, between its steps (runtime.c). */
-int wf__signals_create(struct wf__runtime *rt);        /* step 3 */
-int wf__signals_start_watcher(struct wf__runtime *rt); /* step 9, shutdown_on_signal */
-void wf__signals_stop(struct wf__runtime *rt);         /* step 12 */
-void wf__signals_destroy(struct wf__runtime *rt);      /* step 13 */
+/* wf_run's steps (runtime.c), on its own thread. */
+/* Step 3: allocate the state (no fd, no thread). 0 or -ENOMEM. */
+int wf__signals_create(struct wf__runtime *rt);
+/* Step 8, before any thread starts: keep the caller's mask, block every
+ * asynchronous signal in this thread (so that the poller and the watcher
+ * inherit that), and fill *workers with the mask the workers start with:
+ * the caller's, plus SIGINT and SIGTERM under cfg.shutdown_on_signal. */
+void wf__signals_prepare(struct wf__runtime *rt, sigset_t *workers);
+/* Step 9: start the shutdown watcher (a no-op without the option). 0, or a
+ * negative errno (signalfd, eventfd, pthread_create). */
+int wf__signals_start_watcher(struct wf__runtime *rt);
+/* Step 12: stop and join the watcher. */
+void wf__signals_stop(struct wf__runtime *rt);
+/* Step 13: drop deliveries nobody consumed, close the fds, free what is
+ * left, and give this thread its caller's mask back. */
+void wf__signals_destroy(struct wf__runtime *rt);
+
+/* The mask a child process starts with: wf_run's caller's. */
+void wf__signals_child_mask(struct wf__runtime *rt, sigset_t *out);
 
 #endif
