@@ -1,23 +1,41 @@
-/* poller.h - the poller thread: one epoll instance for the whole runtime,
- * and the runtime's timekeeper while workers sleep.
+/* poller.h - the poller thread: the runtime's timekeeper while workers
+ * sleep, its sysmon, and the one thread that blocks in the runtime's epoll
+ * (pollfd.h) -- but only while every worker sleeps.
  *
- * Each fd gets a record (struct wf__pollfd) the first time a task waits on
- * it, and is registered once, edge-triggered, for both directions. A record
- * holds readiness bits that an edge set while nobody waited, and at most one
- * reader and one writer wait node. The records live in a table indexed by
- * fd and are never freed while the runtime runs, so an event that races a
- * wf_fd_forget() lands on valid memory (and at worst causes one spurious
- * wake-up, which the try-first protocol absorbs).
- *
- * All tasks readied by one epoll_wait go to the inject queue in one batch,
- * and at most as many workers are woken as there are tasks.
+ * WHO TURNS I/O EVENTS INTO WAKE-UPS. Readiness events wait in the kernel's
+ * ready list of the hub's epoll until somebody asks for them:
+ *   - While any worker is awake, the workers do: a worker out of work
+ *     harvests the epoll without blocking before it searches peers or
+ *     parks, and every worker harvests on its fairness tick (every 61
+ *     scheduling ticks, tokio's event_interval) even when busy. A harvested
+ *     task goes to the harvesting worker's own ring: no thread hop, no
+ *     futex, no inject queue (sched.c, find_task).
+ *   - While every worker sleeps, the poller thread blocks in the epoll
+ *     ("watching"), turns what it gets into one batch for the inject queue,
+ *     and wakes as many workers as the batch has tasks (and are asleep).
+ *   - While workers are awake the poller does not block in the epoll: it
+ *     sleeps on a private epoll that holds only its eventfd (so it is not
+ *     woken by every readiness event and does not steal events from the
+ *     workers), and on each sysmon round (at most every WF__SYSMON_NS)
+ *     harvests the epoll itself, without blocking, so events cannot wait
+ *     longer than that for workers stuck in long fibers (Go's sysmon polls
+ *     the network when nobody has for 10 ms).
+ * The hand-over between the two is a Dekker pair (seq_cst on both sides):
+ * the poller stores watching = false, then loads the idle state (idle.h);
+ * the last worker to park makes the idle state say "all parked" (an RMW),
+ * then loads `watching`, and kicks the poller (eventfd) if it is false.
+ * Either the poller sees every worker parked and watches, or that worker
+ * sees the poller not watching and kicks it, which makes it look again.
  *
  * TIMEKEEPING. The poller sleeps until the earliest deadline among the
  * wheels of parked workers and its own wheel (timers armed from the poller
  * thread), and, while any worker is awake, at most WF__SYSMON_NS, to fire
  * the timers of a worker stuck in one long fiber. A worker about to park
  * kicks the poller (eventfd) if its own earliest deadline is before the
- * poller's planned wake-up.
+ * poller's planned wake-up. Callback timers (wf_timer_start) fired by the
+ * poller run on its thread: a slow callback delays the poller's other
+ * duties (other timers, the watch while every worker sleeps), which is why
+ * time.h asks callbacks to be short and to spawn a task for real work.
  *
  * SLEEPING. The poller sleeps in epoll_pwait2 (nanosecond timeouts). Where
  * that system call is missing (kernels before 5.11, seccomp filters that
@@ -31,28 +49,23 @@
 #define WF_POLLER_H
 
 #include "atomic.h"
-#include "spinlock.h"
+#include "pollfd.h"
 #include "task.h"
 #include "timer.h"
 #include <pthread.h>
 
 #define WF__SYSMON_NS (10 * 1000 * 1000)
-#define WF__FD_CHUNK_LOG2 10
-#define WF__FD_CHUNK (1u << WF__FD_CHUNK_LOG2)
-#define WF__FD_MAX_CHUNKS (1u << 14) /* fds below 2^24 */
 
-enum { WF__POLL_READ = 1, WF__POLL_WRITE = 2 };
-
-typedef struct wf__pollfd {
-    wf__spinlock lock;
-    int fd;
-    bool registered;
-    uint8_t ready; /* WF__POLL_* edges seen while nobody waited */
-    wf__waitnode *waiter[2]; /* [0] reader, [1] writer */
-} wf__pollfd;
+typedef struct wf__poller_stats {
+    uint64_t rounds;   /* times the poller came back from a sleep */
+    uint64_t watches;  /* of which, sleeps in the hub's epoll (all parked) */
+    uint64_t events;   /* fd events it dispatched (watching or sysmon) */
+} wf__poller_stats;
 
 typedef struct wf__poller {
-    int epfd, evfd;
+    wf__pollhub *hub; /* the runtime's epoll and fd records (pollfd.h) */
+    int ctl_epfd;     /* the private epoll: only evfd (sleeps while workers run) */
+    int evfd;         /* kicks; registered in both epolls */
     pthread_t thread;
     bool started;
     _Atomic bool stop;
@@ -66,9 +79,11 @@ typedef struct wf__poller {
     /* Set while the poller sleeps with no sysmon bound (every worker was
      * parked): a worker that wakes up then kicks it. */
     _Atomic bool deep_sleep;
-    _Atomic(wf__pollfd *) *fds;
-    pthread_mutex_t fds_lock;
+    /* Set while the poller sleeps (or is about to) in the hub's epoll; the
+     * Dekker pair with the last worker to park (top of this header). */
+    _Atomic bool watching;
     wf__timers timers; /* wheel for timers armed on the poller thread */
+    wf__poller_stats stats; /* poller thread only; read after it stopped */
     struct wf__runtime *rt;
 } wf__poller;
 
@@ -80,11 +95,10 @@ void wf__poller_destroy(wf__poller *p);
 /* Make the poller wake up by `deadline` (recompute its plans). */
 void wf__poller_kick_at(wf__poller *p, int64_t deadline);
 
-/* Wait for direction `dir` of `fd`. Fiber only. Returns 0 or -errno. */
-int wf__poller_wait(wf__poller *p, struct wf__task *self, int fd, unsigned dir, int64_t deadline);
-
-/* Drop fd's registration and wake its waiters with -EBADF. */
-int wf__poller_forget(wf__poller *p, int fd);
+/* The last worker to park calls this (after its idle RMW and a full
+ * fence): make sure the poller watches the epoll if anything is registered
+ * (the Dekker pair at the top of this header). */
+void wf__poller_watch_io(wf__poller *p);
 
 /* For tests: 1 if the calling thread's runtime's poller sleeps in
  * epoll_pwait2, 0 if it uses the epoll_pwait fallback, -EPERM outside a

@@ -36,6 +36,9 @@
  *   4. The ring; then the pinned inbox; then a batch from inject (a fair
  *      share: len / workers + 1, the rest into our ring).
  *   5. Due timers again (they may have readied something).
+ *   5b. Harvest the epoll without blocking (poller.h): tasks whose fds
+ *      became ready run here, the first at once, the rest from our ring.
+ *      (Step 2's fairness tick harvests too, queueing behind local work.)
  *   6. Search: become a searcher if fewer than half the awake workers are
  *      (idle.h), steal half of a random victim's ring, two passes, the
  *      victims' next slots only on the last pass; look at inject and at
@@ -220,10 +223,21 @@ void wf__ready_batch(wf__runtime *rt, wf__batch *b)
         else
             wf__batch_push(&shared, t);
     }
-    if (shared.n)
-        wf__inject_push_batch(&rt->inject, &shared);
-    /* One notification: the woken searcher chains to the next (idle.h). */
-    wf__notify_work(rt);
+    if (!shared.n) {
+        /* One notification: the woken searcher chains to the next (idle.h). */
+        wf__notify_work(rt);
+        return;
+    }
+    unsigned n = shared.n;
+    wf__inject_push_batch(&rt->inject, &shared);
+    /* From outside the workers (the poller's batch of I/O wake-ups, timer
+     * callbacks, foreign threads): wake as many sleepers as there are
+     * tasks, at once, rather than one chained futex wake-up after another
+     * (each woken searcher takes its fair share of the inject queue). */
+    uint32_t who[16];
+    uint32_t k = wf__idle_wake_many(&rt->idle, n < 16 ? n : 16, who);
+    for (uint32_t i = 0; i < k; i++)
+        wf__worker_wake(&rt->workers[who[i]], WF__WAKE_SEARCH);
 }
 
 void wf__schedule_new(wf__runtime *rt, wf__task *t)
@@ -328,6 +342,43 @@ static wf__task *pop_shared(wf__worker *w, bool fair)
     return first;
 }
 
+/* Harvest the epoll without blocking (poller.h, "who turns I/O events
+ * into wake-ups"): the tasks it readies go to this worker's ring, which is
+ * where an idle worker wants them (no hop through the inject queue and a
+ * futex). Returns the first, to run now, or NULL. `keep`: on the
+ * fairness tick of a busy worker, queue everything behind the local work
+ * and return NULL. */
+static wf__task *harvest(wf__worker *w, bool keep)
+{
+    wf__runtime *rt = w->rt;
+    wf__batch b;
+    wf__batch_init(&b);
+    if (!wf__pollhub_harvest(rt->poller.hub, &b) || !b.n)
+        return NULL;
+    w->stats.harvests++;
+    w->stats.harvested += b.n;
+    wf__task *first = keep ? NULL : wf__batch_pop(&b), *t;
+    bool more = b.n != 0;
+    while ((t = wf__batch_pop(&b)) != NULL) {
+        atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
+        if (t->pin >= 0)
+            push_pinned(rt, t);
+        else
+            wf__push_local(w, t);
+    }
+    if (first)
+        atomic_store_explicit(&first->where, WF__WHERE_QUEUED, memory_order_relaxed);
+    if (first && first->pin >= 0) {
+        /* Pinned elsewhere: it cannot run here. */
+        push_pinned(rt, first);
+        first = NULL;
+    }
+    /* More than one: make the rest stealable by a sleeping peer. */
+    if (more)
+        wf__notify_work(rt);
+    return first;
+}
+
 static bool work_pending(wf__runtime *rt)
 {
     if (!wf__inject_maybe_empty(&rt->inject))
@@ -387,11 +438,15 @@ static void park(wf__worker *w)
     /* Nobody can signal us before we are on the parked stack. */
     atomic_store_explicit(&w->futex, 0, memory_order_relaxed);
     atomic_store_explicit(&w->parked, true, memory_order_relaxed);
-    bool last = wf__idle_park(&rt->idle, w->index, was_searching);
+    bool all_parked;
+    bool last = wf__idle_park(&rt->idle, w->index, was_searching, &all_parked);
     /* The parker's full fence (see THE WAKE-UP PROTOCOL). */
     wf__fence();
     if (last && work_pending(rt))
         wf__notify_work(rt);
+    /* The last worker to sleep hands the epoll to the poller (poller.h). */
+    if (all_parked)
+        wf__poller_watch_io(&rt->poller);
     if (!wf__inject_maybe_empty(&w->pinned) && wf__idle_wake_index(&rt->idle, w->index))
         atomic_fetch_or_explicit(&w->futex, WF__WAKE_PLAIN, memory_order_relaxed);
     /* Our timers become the poller's job while we sleep. */
@@ -453,14 +508,23 @@ static wf__task *find_task(wf__worker *w)
             w->timer_in = TIMER_TICKS;
             check_own_timers(w);
         }
-        if (fair && (t = pop_shared(w, true)) != NULL)
-            return t;
+        if (fair) {
+            /* A busy worker still looks at I/O every 61 ticks (tokio's
+             * event_interval): its readied tasks queue behind local work. */
+            harvest(w, true);
+            if ((t = pop_shared(w, true)) != NULL)
+                return t;
+        }
         if ((t = wf__pop_local(w)) != NULL)
             return t;
         if ((t = pop_shared(w, false)) != NULL)
             return t;
         if (check_own_timers(w))
             continue;
+        /* Out of local work: ready I/O before stealing, so a connection's
+         * fiber runs here, at once, instead of waiting for the poller. */
+        if ((t = harvest(w, false)) != NULL)
+            return t;
         if ((t = search(w)) != NULL)
             return t;
         if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
