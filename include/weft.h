@@ -16,6 +16,7 @@
  *   fs.h     files, through the thread pool
  *   dns.h    name resolution (getaddrinfo), through the thread pool
  *   signal.h Unix signals as events for fibers, and handler tasks
+ *   process.h child processes, with pipes as streams
  *
  * docs/api.md lists every function beside its asyncio counterpart.
  */
@@ -35,5 +36,6 @@
 #include "weft/fs.h"
 #include "weft/dns.h"
 #include "weft/signal.h"
+#include "weft/process.h"
 
 #endif

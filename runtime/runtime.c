@@ -35,7 +35,8 @@
  *       (weft/pool.h, "Shutdown").
  *   13. Release everything: disarm the timers still armed (they never
  *       fire), free the main task's record, stacks (munmap), tables, the
- *       epoll and eventfd descriptors, the signal handlers, the pool; drop
+ *       epoll and eventfd descriptors, the signal handlers, the pool (and
+ *       the children of processes never closed: killed, reaped); drop
  *       the signals caught for fibers that nobody consumed, and give this
  *       thread its signal mask back.
  */
@@ -152,6 +153,8 @@ static void quiesce(wf__runtime *rt)
 
 static void destroy(wf__runtime *rt)
 {
+    /* Children of processes never closed: killed and reaped (pool.h). */
+    wf__processes_destroy(rt);
     /* Timers left armed never fire; their storage is the user's again. */
     wf__timers_shutdown(&rt->poller.timers);
     for (uint32_t i = 0; rt->workers && i < rt->nworkers; i++) {

@@ -339,6 +339,8 @@ int wf__pool_create(wf__runtime *rt, const wf_config_t *cfg)
         return -ENOMEM;
     }
     wf__spin_init(&p->names_lock);
+    wf__spin_init(&p->procs_lock);
+    wf__list_init(&p->procs);
     rt->pool = p;
     return 0;
 }

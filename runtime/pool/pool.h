@@ -113,6 +113,10 @@ typedef struct wf__pool {
     wf__spinlock names_lock;
     uint64_t *names;
     unsigned names_words;
+    /* Child processes not yet closed (process.c), under procs_lock: killed
+     * and reaped by wf_run's end (wf__processes_destroy). */
+    wf__spinlock procs_lock;
+    wf__link procs;
     struct wf__runtime *rt;
 } wf__pool;
 
@@ -125,6 +129,10 @@ int wf__pool_create(struct wf__runtime *rt, const wf_config_t *cfg);
 void wf__pool_stop(wf__pool *p);
 /* Step 13: free it. */
 void wf__pool_destroy(wf__pool *p);
+
+/* Step 13, before the poller goes: kill and reap the children of the
+ * processes never closed, close their pipes, free them (process.c). */
+void wf__processes_destroy(struct wf__runtime *rt);
 
 /* The crew for a public class (WF_POOL_*), or NULL if out of range. */
 wf__crew *wf__pool_crew(wf__pool *p, int cls);
