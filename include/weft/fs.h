@@ -7,7 +7,16 @@
  * which have their own limit: a flood of slow name lookups or user calls
  * never delays a file read. The calling fiber parks meanwhile (a fiber whose
  * worker has nothing else to do watches for a quick result for up to 20 us
- * first: a read from the page cache often ends sooner).
+ * first).
+ *
+ * READS TRY THE PAGE CACHE FIRST. wf_file_read(), wf_file_pread() and the
+ * line reader first read on the caller's thread with preadv2(RWF_NOWAIT),
+ * which takes what the page cache holds and never waits for the disk; only
+ * a read that would wait goes to a pool thread (the try-first rule of
+ * sockets, applied to files: a cached read costs no thread hand-off). A
+ * file system that refuses the flag sends that file's reads to the pool;
+ * WF_FILE_NO_NOWAIT=1 in the environment (read when a file is opened) does
+ * so for every file.
  *
  * CANCELLATION AND DEADLINES. A file call writes into (or reads from) your
  * buffer, so once a pool thread has started it, it is never abandoned: a

@@ -6,6 +6,15 @@
  * happens meanwhile (the record can then live on the caller's stack: no
  * allocation per call). close(2) is waited for WHOLE: never withdrawn.
  *
+ * READS TRY THE PAGE CACHE FIRST, on the caller's thread: preadv2 with
+ * RWF_NOWAIT (Linux 4.14) reads what is cached and fails with EAGAIN
+ * instead of waiting for the disk, and only then does the read go to the
+ * pool (the try-first rule of sockets, applied to the page cache). A
+ * cached read costs no pool round trip: two thread hand-offs per 64 KiB
+ * read kept a sequential reader at half cat's speed on the 2-core VM
+ * (docs/benchmarks.md). A file system that refuses the flag (EOPNOTSUPP)
+ * sends that file's reads to the pool from then on.
+ *
  * A file carries a count of calls in progress (`busy`), so that close can
  * refuse while one runs instead of pulling the fd from under it, and a
  * fiber lock that serialises the calls that use the file position with the
@@ -21,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <weft/fs.h>
 #include <weft/sync.h>
@@ -35,6 +45,9 @@
 struct wf_file {
     int fd;
     _Atomic uint32_t busy;
+    /* Reads go straight to the pool: the file system refused RWF_NOWAIT
+     * (or WF_FILE_NO_NOWAIT asked so). relaxed: a hint, set once. */
+    _Atomic bool nowait_off;
     wf_lock_t turn; /* calls that use the file position */
     char *rbuf;     /* under turn */
     size_t rpos, rlen;
@@ -153,6 +166,37 @@ static ssize_t submit(wf__task *self, fop *o, int64_t deadline, int mode)
     return r < 0 ? r : o->ret;
 }
 
+static __attribute__((noinline)) ssize_t sys_read_nowait(int fd, void *buf, size_t n, off_t off)
+{
+    struct iovec v = {.iov_base = buf, .iov_len = n};
+    ssize_t r;
+    do
+        r = preadv2(fd, &v, 1, off, RWF_NOWAIT);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+}
+
+/* A read (OP_READ, OP_PREAD): from the page cache here if it is all there
+ * (READS TRY THE PAGE CACHE FIRST above), else on the file crew. */
+static ssize_t submit_read(wf__task *self, wf_file_t *f, fop *o, int64_t deadline)
+{
+    /* relaxed: see nowait_off. */
+    if (!atomic_load_explicit(&f->nowait_off, memory_order_relaxed)) {
+        ssize_t r = sys_read_nowait(o->fd, o->buf, o->n, o->op == OP_READ ? (off_t)-1 : o->off);
+        if (r >= 0 || (r != -EAGAIN && r != -EOPNOTSUPP && r != -EINVAL && r != -ENOSYS))
+            return r;     /* done, or a real error (the pool would get it too) */
+        if (r != -EAGAIN) /* refused: this file's reads go to the pool */
+            atomic_store_explicit(&f->nowait_off, true, memory_order_relaxed);
+    }
+    return submit(self, o, deadline, WF__JOB_FINISH);
+}
+
+static bool no_nowait(void)
+{
+    const char *v = getenv("WF_FILE_NO_NOWAIT");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 static bool ran(const fop *o)
 {
     return o->job.err == 0 && atomic_load_explicit(&o->job.state, memory_order_relaxed) == WF__JOB_DONE;
@@ -216,6 +260,7 @@ int wf_file_open(wf_file_t **out, const char *path, int flags, mode_t mode, int6
     }
     f->fd = (int)r;
     atomic_init(&f->busy, 0);
+    atomic_init(&f->nowait_off, no_nowait());
     *out = f;
     return 0;
 }
@@ -237,7 +282,7 @@ ssize_t wf_file_pread(wf_file_t *f, void *buf, size_t n, int64_t offset, int64_t
         o.buf = buf;
         o.n = n;
         o.off = (off_t)offset;
-        r = submit(self, &o, deadline, WF__JOB_FINISH);
+        r = submit_read(self, f, &o, deadline);
     }
     leave(f);
     return r;
@@ -321,7 +366,7 @@ ssize_t wf_file_read(wf_file_t *f, void *buf, size_t n, int64_t deadline)
         fop_init(&o, OP_READ, f->fd);
         o.buf = buf;
         o.n = n;
-        r = submit(self, &o, deadline, WF__JOB_FINISH);
+        r = submit_read(self, f, &o, deadline);
     }
     wf_lock_release(&f->turn);
     leave(f);
@@ -369,7 +414,7 @@ ssize_t wf_file_read_line(wf_file_t *f, char *buf, size_t n, int64_t deadline)
         fop_init(&o, OP_READ, f->fd);
         o.buf = f->rbuf + f->rlen;
         o.n = RBUF_SIZE - f->rlen;
-        ssize_t got = submit(self, &o, deadline, WF__JOB_FINISH);
+        ssize_t got = submit_read(self, f, &o, deadline);
         if (got < 0) {
             r = got; /* what was buffered stays for the next call */
             goto out;

@@ -5,6 +5,7 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <weft/time.h>
 
 void wf__job_init(wf__job *j, void (*run)(wf__job *), void (*abandon)(wf__job *))
@@ -70,7 +71,7 @@ static bool worker_idle(wf__task *self)
 
 static void spin_for(wf__task *self, wf__job *j)
 {
-    int64_t until = 0;
+    int64_t start = 0;
     for (unsigned i = 0;; i++) {
         /* acquire: pairs with wf__job_complete's release of DONE. */
         if (atomic_load_explicit(&j->state, memory_order_acquire) == WF__JOB_DONE)
@@ -79,10 +80,14 @@ static void spin_for(wf__task *self, wf__job *j)
             if (!worker_idle(self))
                 return;
             int64_t now = wf_now();
-            if (!until)
-                until = now + WF__JOB_SPIN_NS;
-            else if (now >= until)
+            if (!start)
+                start = now;
+            else if (now - start >= WF__JOB_SPIN_NS)
                 return;
+            /* Past the first microseconds, let the pool thread have this
+             * CPU if it is waiting for it (see SPINNING). */
+            if (now - start >= WF__JOB_SPIN_YIELD_NS)
+                sched_yield();
         }
         wf__cpu_relax();
     }

@@ -65,7 +65,9 @@
  * several microseconds each on a VM). While the caller's worker has nothing
  * else to run (its run queue, its pinned inbox and the inject queue all
  * empty), the fiber watches the job's state for up to WF__JOB_SPIN_NS
- * before it parks. The wait is still one park: the spin happens between
+ * before it parks, yielding its CPU at each look after the first 2 us (a
+ * pool thread sharing the core then runs). The wait is still one park: the
+ * spin happens between
  * wf__park_begin and wf__park_commit, so a completion during it decides the
  * wait WOKEN before the switch (commit then returns without switching), and
  * a cancellation decides it CANCELLED just the same.
@@ -87,6 +89,14 @@ enum { WF__JOB_ABANDON = 0, WF__JOB_FINISH = 1, WF__JOB_WHOLE = 2 };
  * (see SPINNING above). About two futex round trips on the development VM:
  * longer spins only burn CPU that the pool thread may need (2 cores). */
 #define WF__JOB_SPIN_NS (20 * 1000)
+/* After this much of it, the spin yields its CPU at each look: on a
+ * machine with more runnable threads than cores, the pool thread that runs
+ * the call may be waiting for this very CPU, and a spin that only burns it
+ * turns every call into a time slice (seen: 150 us per 64 KiB read, with
+ * both spinning threads on one core of the loaded 2-core VM). */
+#ifndef WF__JOB_SPIN_YIELD_NS
+#define WF__JOB_SPIN_YIELD_NS (2 * 1000)
+#endif
 
 struct wf__crew;
 

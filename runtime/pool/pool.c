@@ -6,6 +6,7 @@
 #include "sigs.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,8 +76,15 @@ static bool idle_wait(wf__crew *c, wf__pool_thread *t)
             break;
         }
         wf__cpu_relax();
-        if ((i & 63) == 63 && wf_now() >= spin_until)
-            break;
+        if ((i & 63) == 63) {
+            int64_t t1 = wf_now();
+            if (t1 >= spin_until)
+                break;
+            /* Yield at each look after the first microseconds: the
+             * submitter may be waiting for this CPU (job.h, SPINNING). */
+            if (t1 - now >= WF__JOB_SPIN_YIELD_NS)
+                sched_yield();
+        }
     }
     if (spin) {
         wf__spin_lock(&c->lock);
