@@ -14,14 +14,15 @@
  *      at most WF__SYSMON_NS ahead while any worker is awake. Publish it in
  *      wake_at with an exchange: a kicker that lowered wake_at meanwhile
  *      also wrote the eventfd, so the sleep below returns at once.
- *   3. Decide where to sleep: in the hub's epoll if every worker is parked
- *      (watching), else in the private epoll that holds only the eventfd
- *      (poller.h, the Dekker pair with the last worker to park).
- *   4. epoll_pwait2 until then (or the epoll_pwait fallback, poller.h);
- *      set wake_at to INT64_MAX while awake (any kick then writes the
- *      eventfd, and the next round recomputes).
- *   5. Turn each event into wake-ups, all in one batch to the inject queue,
- *      waking as many sleeping workers as there are tasks.
+ *   3. If every worker is parked, arm the watch (the hub's epoll inside
+ *      ours, one shot; poller.h): the Dekker pair with the last worker to
+ *      park, which arms it too.
+ *   4. epoll_pwait2 on our epoll until then (or the epoll_pwait fallback,
+ *      poller.h); set wake_at to INT64_MAX while awake (any kick then
+ *      writes the eventfd, and the next round recomputes).
+ *   5. If the watch fired, harvest the hub and turn the events into
+ *      wake-ups, all in one batch to the inject queue (sched.c wakes the
+ *      sleeping workers it needs at once).
  */
 #include "poller.h"
 #include "park.h"
@@ -65,8 +66,8 @@ int wf__poller_init(wf__poller *p, wf__runtime *rt)
     p->evfd = -1;
     atomic_init(&p->stop, false);
     atomic_init(&p->wake_at, INT64_MAX);
+    atomic_init(&p->running, 0);
     atomic_init(&p->deep_sleep, false);
-    atomic_init(&p->watching, false);
     atomic_init(&p->use_pwait2,
                 !pwait2_disabled_by_env() && !atomic_load_explicit(&pwait2_missing, memory_order_relaxed));
     wf__timers_init(&p->timers, rt, wf_now());
@@ -80,12 +81,13 @@ int wf__poller_init(wf__poller *p, wf__runtime *rt)
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->evfd < 0)
         return -errno;
-    /* The eventfd is level-triggered in both epolls: a kick wakes the
-     * poller wherever it sleeps, and stays visible until it drains it. A
-     * worker's harvest of the hub skips it (data.ptr NULL). */
+    /* Our epoll holds the eventfd (level-triggered: a kick stays visible
+     * until the poller drains it) and the hub's epoll, one shot (the
+     * watch, poller.h), armed from the start. */
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event hv = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &p->hub};
     if (epoll_ctl(p->ctl_epfd, EPOLL_CTL_ADD, p->evfd, &ev) < 0 ||
-        epoll_ctl(p->hub->epfd, EPOLL_CTL_ADD, p->evfd, &ev) < 0)
+        epoll_ctl(p->ctl_epfd, EPOLL_CTL_ADD, p->hub->epfd, &hv) < 0)
         return -errno;
     return 0;
 }
@@ -141,17 +143,24 @@ static int64_t keep_time(wf__poller *p, wf__batch *b, bool *any_awake_out)
     if (wf__timers_next(&p->timers) <= now)
         wf__timers_run(&p->timers, now, b);
     int64_t next = wf__timers_next(&p->timers);
-    bool any_awake = false, rescue = false;
-    /* seq_cst store before the seq_cst loads of `parked`: the poller's
-     * half of the Dekker pair with a worker leaving park() (sched.c). A
-     * worker that we read as parked and that wakes before we sleep sees
-     * deep_sleep set and kicks us. */
+    bool rescue = false;
+    /* seq_cst store before the seq_cst load of the idle word below: the
+     * poller's half of the Dekker pair with a worker leaving park()
+     * (sched.c). A worker counted parked there is woken by someone who
+     * counts it awake first (an RMW of the same word, seq_cst) and then
+     * signals it; it then loads deep_sleep (seq_cst), so either we see it
+     * counted awake and bound our sleep, or it sees deep_sleep and kicks
+     * us. The idle word, not the workers' own `parked` flags: a worker
+     * that has been woken but has not run yet still has `parked` set, and
+     * counting it asleep made the poller sleep deep just before that
+     * worker saw it and kicked it awake again (an eventfd write and a
+     * poller round per I/O burst). */
     atomic_store_explicit(&p->deep_sleep, true, memory_order_seq_cst);
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         wf__worker *w = &rt->workers[i];
-        /* seq_cst: see above; it also acquires the parking worker's wheel
-         * (its kick's CAS orders that before our look). */
-        bool parked = atomic_load_explicit(&w->parked, memory_order_seq_cst);
+        /* Whose timers are ours to fire. acquire: it acquires the parking
+         * worker's wheel (its kick's CAS orders that before our look). */
+        bool parked = atomic_load_explicit(&w->parked, memory_order_acquire);
         int64_t wn = wf__timers_next(&w->timers);
         if (parked) {
             if (wn <= now) {
@@ -162,7 +171,6 @@ static int64_t keep_time(wf__poller *p, wf__batch *b, bool *any_awake_out)
                 next = wn;
             continue;
         }
-        any_awake = true;
         if (wn <= now - STUCK_NS)
             wf__timers_run(&w->timers, now, b);
         /* A worker whose tick has not moved for STUCK_NS runs one long
@@ -178,6 +186,8 @@ static int64_t keep_time(wf__poller *p, wf__batch *b, bool *any_awake_out)
             rescue = true;
         }
     }
+    /* seq_cst: see above. */
+    bool any_awake = (atomic_load_explicit(&rt->idle.state, memory_order_seq_cst) >> WF__IDLE_UNPARK_SHIFT) != 0;
     if (any_awake)
         atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
     if (rescue)
@@ -195,32 +205,38 @@ static int64_t keep_time(wf__poller *p, wf__batch *b, bool *any_awake_out)
     return next;
 }
 
-/* Step 3: watch the hub's epoll only while every worker is parked. The
- * poller's half of the Dekker pair with the last worker to park
- * (wf__poller_watch_io): store watching = false, then load the idle state,
- * both seq_cst. */
-static bool decide_watch(wf__poller *p)
+/* Arm the watch: the hub's epoll reports to ours once more. A system
+ * call, and a full barrier (the kernel's locks). If events are ready
+ * already, our epoll reports the watch at once. */
+static void arm_watch(wf__poller *p)
 {
-    atomic_store_explicit(&p->watching, false, memory_order_seq_cst);
-    uint32_t s = atomic_load_explicit(&p->rt->idle.state, memory_order_seq_cst);
-    if ((s >> WF__IDLE_UNPARK_SHIFT) != 0)
-        return false;
-    /* relaxed: a worker that reads the stale false kicks us once more,
-     * which only makes us look again. */
-    atomic_store_explicit(&p->watching, true, memory_order_relaxed);
-    return true;
+    struct epoll_event hv = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &p->hub};
+    if (epoll_ctl(p->ctl_epfd, EPOLL_CTL_MOD, p->hub->epfd, &hv) < 0)
+        wf__panic("poller: re-arming the watch on the runtime's own epoll failed: %s", strerror(errno));
 }
 
 void wf__poller_watch_io(wf__poller *p)
 {
-    /* Nothing registered: no event can come, and nothing to kick for (a
-     * runtime that never waits on an fd pays nothing here). */
+    /* Nothing registered: no event can come (a runtime that never waits on
+     * an fd pays nothing here). relaxed: the worker that registered the
+     * first fd is awake, and arms the watch when it parks last. */
     if (!wf__pollhub_active(p->hub))
         return;
-    /* seq_cst: the worker's half of the pair; its idle RMW (seq_cst) and
-     * full fence come before. */
-    if (!atomic_load_explicit(&p->watching, memory_order_seq_cst))
-        wf__poller_kick_at(p, 0);
+    arm_watch(p);
+}
+
+/* Step 3, the poller's half of the Dekker pair with the last worker to
+ * park (poller.h): the kernel's report consumed the one shot, so if every
+ * worker is parked now (seq_cst load, after the epoll calls of this round,
+ * which are full barriers), arm it again ourselves. A worker that parks
+ * last after this load arms it itself. */
+static void keep_watch(wf__poller *p)
+{
+    if (!wf__pollhub_active(p->hub))
+        return;
+    uint32_t s = atomic_load_explicit(&p->rt->idle.state, memory_order_seq_cst);
+    if ((s >> WF__IDLE_UNPARK_SHIFT) == 0)
+        arm_watch(p);
 }
 
 /* Step 4: wait for events for at most `d` ns (-1: forever). Returns the
@@ -232,7 +248,7 @@ static int poll_events(wf__poller *p, int epfd, struct epoll_event *ev, int64_t 
      * it) or by this thread itself. */
     if (atomic_load_explicit(&p->use_pwait2, memory_order_relaxed)) {
         struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
-        int n = epoll_pwait2(epfd, ev, WF__POLL_BATCH, d < 0 ? NULL : &ts, NULL);
+        int n = epoll_pwait2(epfd, ev, 2, d < 0 ? NULL : &ts, NULL);
         if (n >= 0 || errno == EINTR)
             return n;
         if (errno != ENOSYS && errno != EPERM)
@@ -251,7 +267,7 @@ static int poll_events(wf__poller *p, int epfd, struct epoll_event *ev, int64_t 
         int64_t m = d / 1000000 + (d % 1000000 != 0);
         ms = m > INT_MAX ? INT_MAX : (int)m;
     }
-    int n = epoll_pwait(epfd, ev, WF__POLL_BATCH, ms, NULL);
+    int n = epoll_pwait(epfd, ev, 2, ms, NULL);
     if (n < 0 && errno != EINTR)
         wf__panic("poller: epoll_pwait on the runtime's own epoll failed: %s", strerror(errno));
     return n;
@@ -272,7 +288,11 @@ static void *poller_main(void *arg)
      * name in ps and debuggers. */
     (void)pthread_setname_np(pthread_self(), "wf-poller");
     wf__tls_set(rt, NULL);
-    struct epoll_event ev[WF__POLL_BATCH];
+    /* release: wf__poller_start returns once the thread is up (named). */
+    atomic_store_explicit(&p->running, 1, memory_order_release);
+    wf__futex_wake(&p->running, 1);
+    struct epoll_event ev[2];
+    bool watch_fired = false;
     for (;;) {
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             break;
@@ -286,7 +306,10 @@ static void *poller_main(void *arg)
             p->stats.events += wf__pollhub_harvest(p->hub, &b);
         wf__ready_batch(rt, &b);
 
-        bool watch = decide_watch(p);
+        if (watch_fired) {
+            keep_watch(p);
+            watch_fired = false;
+        }
         /* acq_rel: see step 2 in the header comment. */
         (void)atomic_exchange_explicit(&p->wake_at, next, memory_order_acq_rel);
         int64_t d = -1; /* forever */
@@ -295,24 +318,26 @@ static void *poller_main(void *arg)
             if (d < 0)
                 d = 0;
         }
-        int n = poll_events(p, watch ? p->hub->epfd : p->ctl_epfd, ev, d);
+        int n = poll_events(p, p->ctl_epfd, ev, d);
         atomic_store_explicit(&p->wake_at, INT64_MAX, memory_order_release);
         /* relaxed: awake again, a waking worker need not kick us; the
          * next round's seq_cst store re-arms the pair. */
         atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
         p->stats.rounds++;
-        p->stats.watches += watch;
         if (n < 0)
             continue; /* EINTR, or the fallback was just switched on */
-        /* Step 5. The eventfd's event has data.ptr NULL. */
+        /* Step 5: the eventfd (data.ptr NULL), the watch (&p->hub). */
         for (int i = 0; i < n; i++) {
-            if (!ev[i].data.ptr) {
+            if (!ev[i].data.ptr)
                 drain_eventfd(p);
-                break;
-            }
+            else
+                watch_fired = true;
         }
-        p->stats.events += wf__pollhub_dispatch(p->hub, ev, n, &b);
-        wf__ready_batch(rt, &b);
+        if (watch_fired) {
+            p->stats.watches++;
+            p->stats.events += wf__pollhub_harvest(p->hub, &b);
+            wf__ready_batch(rt, &b);
+        }
     }
     wf__tls_set(NULL, NULL);
     return NULL;
@@ -324,6 +349,11 @@ int wf__poller_start(wf__poller *p)
     if (e)
         return -e;
     p->started = true;
+    /* Wait for it to be up: a runtime whose threads all carry their names
+     * once wf_run runs main (ps, gdb, test_threads). acquire: pairs with
+     * the thread's release. */
+    while (atomic_load_explicit(&p->running, memory_order_acquire) == 0)
+        wf__futex_wait(&p->running, 0, -1);
     return 0;
 }
 

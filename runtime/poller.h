@@ -10,22 +10,31 @@
  *     scheduling ticks, tokio's event_interval) even when busy. A harvested
  *     task goes to the harvesting worker's own ring: no thread hop, no
  *     futex, no inject queue (sched.c, find_task).
- *   - While every worker sleeps, the poller thread blocks in the epoll
- *     ("watching"), turns what it gets into one batch for the inject queue,
- *     and wakes as many workers as the batch has tasks (and are asleep).
- *   - While workers are awake the poller does not block in the epoll: it
- *     sleeps on a private epoll that holds only its eventfd (so it is not
- *     woken by every readiness event and does not steal events from the
- *     workers), and on each sysmon round (at most every WF__SYSMON_NS)
- *     harvests the epoll itself, without blocking, so events cannot wait
- *     longer than that for workers stuck in long fibers (Go's sysmon polls
- *     the network when nobody has for 10 ms).
- * The hand-over between the two is a Dekker pair (seq_cst on both sides):
- * the poller stores watching = false, then loads the idle state (idle.h);
- * the last worker to park makes the idle state say "all parked" (an RMW),
- * then loads `watching`, and kicks the poller (eventfd) if it is false.
- * Either the poller sees every worker parked and watches, or that worker
- * sees the poller not watching and kicks it, which makes it look again.
+ *   - While every worker sleeps, the poller thread watches the epoll: it
+ *     sleeps in a private epoll of its own that holds its eventfd and the
+ *     hub's epoll as one more file, registered EPOLLONESHOT ("the watch").
+ *     The first readiness event makes the hub's epoll readable, which
+ *     wakes the poller once; it harvests the hub, turns what it gets into
+ *     one batch for the inject queue, and wakes the workers it needs.
+ *   - While workers are awake the watch is not armed, so readiness events
+ *     do not wake the poller (nor does it steal them from the workers); it
+ *     sleeps for its timers and sysmon only, and on each sysmon round (at
+ *     most every WF__SYSMON_NS) harvests the epoll itself, without
+ *     blocking, so events cannot wait longer than that for workers stuck
+ *     in long fibers (Go's sysmon polls the network when nobody has for
+ *     10 ms).
+ * Arming is an epoll_ctl(EPOLL_CTL_MOD) of the watch, made by the last
+ * worker to park, instead of waking the poller to decide (that cost one
+ * more context switch per idle period: an eventfd kick, the poller waking
+ * to look, then waking again for the event). If events are ready already,
+ * the kernel reports the watch at once. The one shot is spent by the
+ * report; the poller, after a round in which the watch fired, looks at the
+ * idle state and re-arms it itself if every worker is still parked. That
+ * look and the last parker's arming form a Dekker pair: the worker's idle
+ * RMW (seq_cst) comes before its epoll_ctl (a full barrier in the kernel),
+ * the poller's epoll calls before its seq_cst load of the idle state;
+ * either the poller sees every worker parked and arms, or the worker arms
+ * after the report was spent. Arming twice is harmless.
  *
  * TIMEKEEPING. The poller sleeps until the earliest deadline among the
  * wheels of parked workers and its own wheel (timers armed from the poller
@@ -58,7 +67,7 @@
 
 typedef struct wf__poller_stats {
     uint64_t rounds;   /* times the poller came back from a sleep */
-    uint64_t watches;  /* of which, sleeps in the hub's epoll (all parked) */
+    uint64_t watches;  /* of which, woken by the watch (all parked) */
     uint64_t events;   /* fd events it dispatched (watching or sysmon) */
 } wf__poller_stats;
 
@@ -68,6 +77,7 @@ typedef struct wf__poller {
     int evfd;         /* kicks; registered in both epolls */
     pthread_t thread;
     bool started;
+    _Atomic uint32_t running; /* futex: the thread has named itself and runs */
     _Atomic bool stop;
     /* Whether the poller sleeps in epoll_pwait2 (else epoll_pwait, ms).
      * Set at init; cleared by the poller thread if the call turns out to be
@@ -79,9 +89,6 @@ typedef struct wf__poller {
     /* Set while the poller sleeps with no sysmon bound (every worker was
      * parked): a worker that wakes up then kicks it. */
     _Atomic bool deep_sleep;
-    /* Set while the poller sleeps (or is about to) in the hub's epoll; the
-     * Dekker pair with the last worker to park (top of this header). */
-    _Atomic bool watching;
     wf__timers timers; /* wheel for timers armed on the poller thread */
     wf__poller_stats stats; /* poller thread only; read after it stopped */
     struct wf__runtime *rt;
@@ -96,8 +103,8 @@ void wf__poller_destroy(wf__poller *p);
 void wf__poller_kick_at(wf__poller *p, int64_t deadline);
 
 /* The last worker to park calls this (after its idle RMW and a full
- * fence): make sure the poller watches the epoll if anything is registered
- * (the Dekker pair at the top of this header). */
+ * fence): arm the watch if anything is registered (the Dekker pair at the
+ * top of this header). */
 void wf__poller_watch_io(wf__poller *p);
 
 /* For tests: 1 if the calling thread's runtime's poller sleeps in

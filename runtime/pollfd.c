@@ -221,7 +221,8 @@ int wf__pollhub_wait(wf__pollhub *h, wf__task *self, int fd, unsigned dir, int64
     return park_on(pd, self, d, deadline);
 }
 
-int wf__pollfd_wait_owned(wf__pollhub *h, wf__pollfd *pd, wf__task *self, unsigned dir, int64_t deadline)
+int wf__pollfd_wait_owned(wf__pollhub *h, wf__pollfd *pd, wf__task *self, unsigned dir, int64_t deadline,
+                          const uint32_t *seen)
 {
     unsigned d = dir == WF__POLL_READ ? 0 : 1;
     wf__spin_lock(&pd->lock);
@@ -233,8 +234,12 @@ int wf__pollfd_wait_owned(wf__pollhub *h, wf__pollfd *pd, wf__task *self, unsign
     }
     if ((pd->ready | pd->hup) & dir) {
         pd->ready &= (uint8_t)~dir;
-        wf__spin_unlock(&pd->lock);
-        return 0;
+        /* relaxed: under the lock, as the dispatcher's increment. */
+        bool stale = seen && !(pd->hup & dir) && atomic_load_explicit(&pd->rev, memory_order_relaxed) == *seen;
+        if (!stale) {
+            wf__spin_unlock(&pd->lock);
+            return 0;
+        }
     }
     if (wf__unlikely(pd->waiter[d])) {
         /* The owner serialises each direction (one call in progress per
@@ -354,8 +359,12 @@ unsigned wf__pollhub_dispatch(wf__pollhub *h, const struct epoll_event *ev, int 
         if (pd->registered) {
             if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 pd->hup |= (e & (EPOLLHUP | EPOLLERR)) ? WF__POLL_READ | WF__POLL_WRITE : WF__POLL_READ;
-            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                /* relaxed: under the lock; see `rev`. */
+                atomic_store_explicit(&pd->rev, atomic_load_explicit(&pd->rev, memory_order_relaxed) + 1,
+                                      memory_order_relaxed);
                 wake_dir(pd, 0, NULL, b);
+            }
             if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                 wake_dir(pd, 1, NULL, b);
         }

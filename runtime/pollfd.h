@@ -66,6 +66,14 @@ typedef struct wf__pollfd {
      * brought the end of file may have been spent on the wake-up that
      * delivered the last bytes with it. */
     uint8_t hup;
+    /* Read events dispatched so far (incremented under the lock). An
+     * owned fd's reader loads it before each read system call; a ready
+     * bit set by an event that was dispatched before that load describes
+     * data the read has already seen, so its wait discards the bit and
+     * parks instead of making a read that would return EAGAIN (tokio's
+     * readiness tick). Loaded without the lock (relaxed): a stale value
+     * only keeps a bit that could have been discarded. */
+    _Atomic uint32_t rev;
     wf__waitnode *waiter[2]; /* [0] reader, [1] writer */
 } wf__pollfd;
 
@@ -105,9 +113,12 @@ int wf__pollhub_wait(wf__pollhub *h, struct wf__task *self, int fd, unsigned dir
 
 /* An owned fd's wait (its record from wf__pollhub_get). As
  * wf__pollhub_wait, and -EBADF once wf__pollfd_close_owned() has run.
- * The first wait registers the fd; later ones make no system call. */
+ * The first wait registers the fd; later ones make no system call.
+ * `seen`: for a read wait, a pointer to the value of pd->rev loaded before
+ * the caller's last read system call (NULL if none): a ready bit older
+ * than that is discarded (see `rev`). */
 int wf__pollfd_wait_owned(wf__pollhub *h, wf__pollfd *pd, struct wf__task *self, unsigned dir,
-                          int64_t deadline);
+                          int64_t deadline, const uint32_t *seen);
 
 /* An owned fd is being closed: deregister it, wake its waiters with -EBADF
  * and refuse later waits. The fd stays open (no number reuse) until

@@ -95,6 +95,9 @@
 #define FAIRNESS_TICKS 61
 #define TIMER_TICKS 16
 #define STEAL_PASSES 2
+/* Tasks per worker woken at once for a batch from outside the workers
+ * (wf__ready_batch). */
+#define TASKS_PER_WAKE 8
 
 /* --- thread-locals ---------------------------------------------------- */
 
@@ -231,11 +234,15 @@ void wf__ready_batch(wf__runtime *rt, wf__batch *b)
     unsigned n = shared.n;
     wf__inject_push_batch(&rt->inject, &shared);
     /* From outside the workers (the poller's batch of I/O wake-ups, timer
-     * callbacks, foreign threads): wake as many sleepers as there are
-     * tasks, at once, rather than one chained futex wake-up after another
-     * (each woken searcher takes its fair share of the inject queue). */
+     * callbacks, foreign threads): wake the sleepers the batch needs at
+     * once, one per TASKS_PER_WAKE tasks, rather than one chained futex
+     * wake-up after another (each woken searcher takes its fair share of
+     * the inject queue). A small batch wakes one worker: a worker woken
+     * for nothing costs a context switch each way, more than running a
+     * few short I/O tasks in a row. */
     uint32_t who[16];
-    uint32_t k = wf__idle_wake_many(&rt->idle, n < 16 ? n : 16, who);
+    unsigned want = (n + TASKS_PER_WAKE - 1) / TASKS_PER_WAKE;
+    uint32_t k = wf__idle_wake_many(&rt->idle, want < 16 ? want : 16, who);
     for (uint32_t i = 0; i < k; i++)
         wf__worker_wake(&rt->workers[who[i]], WF__WAKE_SEARCH);
 }
@@ -389,11 +396,22 @@ static bool work_pending(wf__runtime *rt)
     return false;
 }
 
+static bool work_pending(wf__runtime *rt);
+
 static void stop_searching(wf__worker *w)
 {
     w->searching = false;
-    if (wf__idle_stop_search(&w->rt->idle))
-        wf__notify_work(w->rt);
+    /* The last searcher to find work wakes one more, if there is more
+     * work to find (tokio's notify_if_work_pending): a burst spreads one
+     * wake-up at a time, and a lone task wakes nobody. Our RMW on the idle
+     * word (seq_cst) comes before the look at the queues; a pusher makes
+     * its work visible, fences, then reads the idle word: either it sees
+     * no searcher and wakes someone, or we see its work. */
+    if (wf__idle_stop_search(&w->rt->idle)) {
+        wf__fence();
+        if (work_pending(w->rt))
+            wf__notify_work(w->rt);
+    }
 }
 
 static wf__task *search(wf__worker *w)
@@ -458,14 +476,15 @@ static void park(wf__worker *w)
     while (atomic_load_explicit(&w->futex, memory_order_acquire) == 0 &&
            !atomic_load_explicit(&rt->stopping, memory_order_acquire))
         wf__futex_wait(&w->futex, 0, -1);
-    /* seq_cst store, then seq_cst load: one half of a Dekker pair with
-     * the poller, which stores deep_sleep = true before it reads the
-     * parked flags (keep_time in poller.c). Either the poller sees us
-     * awake and bounds its sleep, or we see its deep sleep and kick it:
+    /* One half of a Dekker pair with the poller, which stores deep_sleep
+     * = true before it reads the idle word (keep_time in poller.c): whoever
+     * woke us counted us awake there first (a seq_cst RMW, which happens
+     * before this load through our futex word), so either the poller saw
+     * us awake and bounds its sleep, or we see its deep sleep and kick it:
      * the sysmon duty (our timers while we run a long fiber, a stuck next
-     * slot) resumes either way. The old check on the waker's side missed
-     * a poller that read `parked` before the wake and set deep_sleep
-     * after the waker looked. */
+     * slot) resumes either way. (A worker leaving for shutdown with nobody
+     * having woken it may kick for nothing: harmless.) `parked` says whose
+     * timers the poller fires. */
     atomic_store_explicit(&w->parked, false, memory_order_seq_cst);
     if (atomic_load_explicit(&rt->poller.deep_sleep, memory_order_seq_cst))
         wf__poller_kick_at(&rt->poller, 0);

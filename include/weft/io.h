@@ -35,6 +35,12 @@
  * cannot be waited on: -EOPNOTSUPP. Read and write them through the
  * thread pool instead: weft/fs.h (files), weft/pool.h (any blocking call).
  *
+ * Signals: the workers inherit the signal mask of the thread that calls
+ * wf_run() (the poller and the pool's threads block every asynchronous
+ * signal). Block SIGINT/SIGTERM there before wf_run() and read them from a
+ * signalfd with wf_wait_readable() (examples/server_cli.h), and no runtime
+ * thread takes their default action; or let weft/signal.h do it.
+ *
  * Environment: WF_POLLER_NO_PWAIT2=1, read when wf_run() starts, makes the
  * poller sleep in epoll_pwait() with millisecond timeouts (rounded up, so
  * timers are never early, up to 1 ms late) instead of epoll_pwait2(). The

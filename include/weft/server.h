@@ -21,7 +21,8 @@
  *
  * GRACEFUL SHUTDOWN (wf_server_shutdown), in steps:
  *   1. Stop accepting: the listening socket is closed (new connections are
- *      refused) and the accept loop ends.
+ *      refused) and the accept loop ends. With opts.shut_reads, the read
+ *      side of every connection is shut down: idle ones end at once.
  *   2. Let the handlers finish until the deadline: a handler that is in the
  *      middle of a reply completes it.
  *   3. Cancel the handlers still running (their waits fail with
@@ -70,6 +71,13 @@ typedef struct wf_server_opts {
     void (*on_error)(int err, void *arg);
     void *on_error_arg;
     wf_listen_opts_t listen;  /**< for wf_start_server / _unix_server */
+    /** At shutdown, shut down the read side of every connection (step 1):
+     * a handler waiting for its next request reads end of file at once,
+     * one that has a request in its buffer still answers it. What
+     * request/response servers (HTTP) want, as Go's http.Server closes its
+     * idle connections; default false (handlers then end by themselves or
+     * at the deadline). */
+    bool shut_reads;
 } wf_server_opts_t;
 
 /** Fill @p o with the defaults above. NULL is ignored. */

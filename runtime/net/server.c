@@ -337,6 +337,32 @@ static int wait_idle(wf_server_t *srv, wf__task *self, int64_t deadline)
     return 0;
 }
 
+/* Shut down the read side of every connection (opts.shut_reads). The
+ * sockets are collected with a reference each under the lock, and shut
+ * down outside it: a system call per connection must not hold up the
+ * handlers that are finishing (they take the lock to leave). */
+static void shut_reads(wf_server_t *srv)
+{
+    wf__spin_lock(&srv->lock);
+    uint32_t n = srv->nconns, k = 0;
+    wf__spin_unlock(&srv->lock);
+    wf_sock_t **socks = calloc(n ? n : 1, sizeof *socks);
+    if (!socks)
+        return; /* the deadline and the cancellation still end them */
+    wf__spin_lock(&srv->lock);
+    for (wf__link *l = srv->conns.next; l != &srv->conns && k < n; l = l->next) {
+        wf_sock_t *s = wf_stream_socket(wf__container_of(l, conn, link)->st);
+        if (wf_sock_ref(s) == 0)
+            socks[k++] = s;
+    }
+    wf__spin_unlock(&srv->lock);
+    for (uint32_t i = 0; i < k; i++) {
+        (void)wf_sock_shutdown(socks[i], SHUT_RD);
+        wf_sock_release(socks[i]);
+    }
+    free(socks);
+}
+
 int wf_server_shutdown(wf_server_t *srv, int64_t deadline)
 {
     if (!srv || deadline < WF_FOREVER)
@@ -356,6 +382,8 @@ int wf_server_shutdown(wf_server_t *srv, int64_t deadline)
     wf__spin_unlock(&srv->lock);
     (void)wf__sock_shut(srv->l);
     (void)wf_cancel_join(&srv->acceptor, 1, NULL, WF_FOREVER, NULL);
+    if (srv->o.shut_reads)
+        shut_reads(srv);
     /* Step 2. */
     int e = wait_idle(srv, self, deadline);
     if (e) {

@@ -48,6 +48,7 @@ wf_sock_t *wf__sock_new(int fd, int family, int type)
     s->family = family;
     s->type = type;
     atomic_init(&s->hub, NULL);
+    atomic_init(&s->pd, NULL);
     wf__spin_init(&s->lock);
     wf__list_init(&s->rwaiters);
     wf__list_init(&s->wwaiters);
@@ -330,6 +331,13 @@ static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
             wf__pollfd_release_owned(old);
         }
     }
+    wf__pollfd *pd = wf__pollhub_get(mine, s->fd, true);
+    if (!pd) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    /* Before the hub is published (the CAS releases it). */
+    atomic_store_explicit(&s->pd, pd, memory_order_relaxed);
     wf__pollhub_ref(mine);
     wf__pollhub *expect = h;
     /* seq_cst: the binder's half of the Dekker pair with wf__sock_shut. */
@@ -349,9 +357,7 @@ static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
      * mark the fd's record closing: do it for it, so that no call parks on
      * a closed socket (sockfd.h, CLOSING). */
     if (atomic_load_explicit(&s->state, memory_order_seq_cst) & WF__SK_CLOSED) {
-        wf__pollfd *pd = wf__pollhub_get(mine, s->fd, true);
-        if (pd)
-            wf__pollfd_close_owned(mine, pd);
+        wf__pollfd_close_owned(mine, pd);
         *err = -EBADF;
         return NULL;
     }
@@ -367,8 +373,8 @@ int wf__sock_wait(wf_sock_t *s, unsigned dir, int64_t deadline)
     wf__pollhub *h = bind_hub(s, self, &err);
     if (!h)
         return err;
-    wf__pollfd *pd = wf__pollhub_get(h, s->fd, true);
-    if (!pd)
-        return -ENOMEM;
-    return wf__pollfd_wait_owned(h, pd, self, dir, deadline);
+    /* relaxed: stored before the hub, which we loaded with acquire. */
+    wf__pollfd *pd = atomic_load_explicit(&s->pd, memory_order_relaxed);
+    const uint32_t *seen = dir == WF__POLL_READ && s->rev_pd == pd ? &s->rev_seen : NULL;
+    return wf__pollfd_wait_owned(h, pd, self, dir, deadline, seen);
 }

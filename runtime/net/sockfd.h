@@ -96,9 +96,18 @@ struct wf_sock {
     /* Write-turn holder only: the last send came back partial (the kernel's
      * buffer is full): the next try waits for an edge first. */
     bool wfull;
+    /* Read-turn holder only: the poller record's read-event count loaded
+     * before the last read system call (pollfd.h, `rev`), and which record
+     * it was read from (NULL: none; a socket that moved to another
+     * runtime has another record). */
+    struct wf__pollfd *rev_pd;
+    uint32_t rev_seen;
     /* The epoll hub of the runtime this socket is bound to (NULL until its
      * first wait). Set once by CAS, with release; read with acquire. */
     _Atomic(wf__pollhub *) hub;
+    /* This fd's record in `hub` (set with it; every binder stores the same
+     * value, relaxed: read only by calls that saw `hub` with acquire). */
+    _Atomic(wf__pollfd *) pd;
     /* Turn waiters (step "TURNS" above). */
     wf__spinlock lock;
     uint32_t nwait;
