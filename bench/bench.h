@@ -55,7 +55,7 @@ long bench_rss_kib(void);
 unsigned bench_workers(const bench_opts *o);
 
 /* One table per subsystem (bench_core.c, bench_combinators.c,
- * bench_sync.c, bench_net.c); weft-bench.c lists them all. */
+ * bench_sync.c, bench_net.c, bench_pool.c); weft-bench.c lists them all. */
 extern const bench_def bench_core[];
 extern const unsigned bench_core_n;
 extern const bench_def bench_combinators[];
@@ -64,5 +64,7 @@ extern const bench_def bench_sync[];
 extern const unsigned bench_sync_n;
 extern const bench_def bench_net[];
 extern const unsigned bench_net_n;
+extern const bench_def bench_pool[];
+extern const unsigned bench_pool_n;
 
 #endif

@@ -70,6 +70,7 @@ static const struct {
     {bench_combinators, &bench_combinators_n, false},
     {bench_sync, &bench_sync_n, false},
     {bench_net, &bench_net_n, true},
+    {bench_pool, &bench_pool_n, false},
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 

@@ -12,6 +12,11 @@
  *            shield, task groups, futures, cross-thread entry
  *   sync.h   locks, events, conditions, semaphores, barriers, queues,
  *            select, generators
+ *   pool.h   the thread pool: blocking calls off the workers (to_thread)
+ *   fs.h     files, through the thread pool
+ *   dns.h    name resolution (getaddrinfo), through the thread pool
+ *   signal.h Unix signals as events for fibers, and handler tasks
+ *   process.h child processes, with pipes as streams
  *
  * docs/api.md lists every function beside its asyncio counterpart.
  */
@@ -27,5 +32,10 @@
 #include "weft/server.h"
 #include "weft/combinators.h"
 #include "weft/sync.h"
+#include "weft/pool.h"
+#include "weft/fs.h"
+#include "weft/dns.h"
+#include "weft/signal.h"
+#include "weft/process.h"
 
 #endif

@@ -40,7 +40,13 @@ const char *wf_strerror(int err)
                "cancelled), the future is complete, or the timeout scope has expired";
     case EAGAIN:
         return "not ready: the call would have to wait, or a resource (such as a thread) is "
-               "temporarily unavailable";
+               "temporarily unavailable, or no name server answered (try again)";
+    case ENOENT:
+        return "not found: no such file or directory, or a host name or service that does not "
+               "resolve";
+    case EIO:
+        return "input/output error (of a device or file system), or a name server's "
+               "non-recoverable failure";
     case ENOMEM:
         return "out of memory (or of memory mappings)";
     case EBUSY:

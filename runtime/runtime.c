@@ -4,16 +4,24 @@
  *   1. Validate the configuration.
  *   2. (Reserved, planned) The process pool's zygote is to be forked here,
  *      before this function creates any thread: forking a multi-threaded
- *      process is unsafe (docs/architecture.md, "Planned").
+ *      process is unsafe (docs/architecture.md, "Planned"). Keep this step
+ *      free of threads: the thread pool starts none before its first call
+ *      (pool/pool.h), long after this step.
  *   3. Allocate the runtime: stack pool (and its guard budget), handle
- *      table, inject queue, idle bookkeeping.
+ *      table, inject queue, idle bookkeeping, the thread pool's crews (no
+ *      thread yet) and the signal state (no fd yet).
  *   4. Create the poller's kernel objects (epoll, eventfd).
  *   5. Initialise the workers: run queues, timer wheels, pinned inboxes.
  *   6. Install the stack-overflow reporter (SIGSEGV/SIGBUS).
  *   7. Create the main task; it waits in the inject queue.
- *   8. Start the poller thread.
- *   9. Start the worker threads. (The planned thread pool will start here
- *      too, as runtime-owned threads; the sysmon duty is the poller's.)
+ *   8. Signal masks (pool/sigs.h): this thread keeps its caller's mask
+ *      for later and blocks every asynchronous signal until the end (it
+ *      only waits). Start the poller thread, which inherits that.
+ *   9. Start the worker threads, born with the caller's mask (plus SIGINT
+ *      and SIGTERM under cfg.shutdown_on_signal), and the shutdown
+ *      watcher (that option; it inherits this thread's mask). (The thread
+ *      pool's threads start on demand, from the first wf_to_thread and its
+ *      kin; the sysmon duty is the poller's.)
  *
  * SHUTDOWN, once the main task has returned
  *   10. Mark the runtime closing: tasks spawned from now on start cancelled.
@@ -21,12 +29,20 @@
  *       re-cancelling (every 10 ms) any that cleared its cancellation; then
  *       seal: callback timers no longer fire (one that spawns could
  *       otherwise start a task no worker would run).
- *   12. Stop the workers and the poller, and join them.
+ *   12. Stop the signal watcher, the workers and the poller, and join
+ *       them. Then close the thread pool and join its threads: every call
+ *       abandoned by a cancelled task still running is waited for
+ *       (weft/pool.h, "Shutdown").
  *   13. Release everything: disarm the timers still armed (they never
  *       fire), free the main task's record, stacks (munmap), tables, the
- *       epoll and eventfd descriptors, the signal handlers.
+ *       epoll and eventfd descriptors, the signal handlers, the pool (and
+ *       the children of processes never closed: killed, reaped); drop
+ *       the signals caught for fibers that nobody consumed, and give this
+ *       thread its signal mask back.
  */
 #include "park.h"
+#include "pool/pool.h"
+#include "pool/sigs.h"
 #include "runtime.h"
 
 #include <errno.h>
@@ -138,6 +154,8 @@ static void quiesce(wf__runtime *rt)
 
 static void destroy(wf__runtime *rt)
 {
+    /* Children of processes never closed: killed and reaped (pool.h). */
+    wf__processes_destroy(rt);
     /* Timers left armed never fire; their storage is the user's again. */
     wf__timers_shutdown(&rt->poller.timers);
     for (uint32_t i = 0; rt->workers && i < rt->nworkers; i++) {
@@ -155,6 +173,8 @@ static void destroy(wf__runtime *rt)
     wf__poller_destroy(&rt->poller);
     wf__handles_destroy(&rt->handles);
     wf__idle_destroy(&rt->idle);
+    wf__pool_destroy(rt->pool);
+    wf__signals_destroy(rt);
     free(rt);
 }
 
@@ -188,6 +208,7 @@ static void print_stats(wf__runtime *rt)
 static void stop_threads(wf__runtime *rt)
 {
     /* Step 12. */
+    wf__signals_stop(rt);
     atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         wf__worker *w = &rt->workers[i];
@@ -204,6 +225,7 @@ static void stop_threads(wf__runtime *rt)
         rt->workers[i].started = false;
     }
     wf__poller_stop(&rt->poller);
+    wf__pool_stop(rt->pool);
 }
 
 int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, void **result)
@@ -229,6 +251,9 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
     if (cfg.stack_size < WF__STACK_MIN || cfg.stack_size > WF__STACK_MAX)
         return -EINVAL;
     if (cfg.guard_stacks < -1)
+        return -EINVAL;
+    if (cfg.pool_user_threads > WF__POOL_LIMIT_MAX || cfg.pool_file_threads > WF__POOL_LIMIT_MAX ||
+        cfg.pool_dns_threads > WF__POOL_LIMIT_MAX)
         return -EINVAL;
 
     /* Step 2: reserved for the planned process pool's zygote fork. */
@@ -256,12 +281,21 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         free(rt);
         return -ENOMEM;
     }
+    if ((err = wf__pool_create(rt, &cfg)) < 0 || (err = wf__signals_create(rt)) < 0) {
+        wf__handles_destroy(&rt->handles);
+        wf__idle_destroy(&rt->idle);
+        wf__pool_destroy(rt->pool);
+        free(rt);
+        return err;
+    }
     /* Step 4 (before anything can fail, the poller is made destroyable). */
     err = wf__poller_init(&rt->poller, rt);
     if (err < 0 || (err = wf__stack_pool_init(&rt->stacks, cfg.stack_size, cfg.guard_stacks)) < 0) {
         wf__poller_destroy(&rt->poller);
         wf__handles_destroy(&rt->handles);
         wf__idle_destroy(&rt->idle);
+        wf__pool_destroy(rt->pool);
+        wf__signals_destroy(rt);
         free(rt);
         return err;
     }
@@ -313,17 +347,28 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         return err;
     }
 
-    /* Steps 8 and 9. */
+    /* Step 8: the poller inherits this thread's mask (every asynchronous
+     * signal blocked from here on). */
+    sigset_t wmask;
+    wf__signals_prepare(rt, &wmask);
     err = wf__poller_start(&rt->poller);
-    for (uint32_t i = 0; err == 0 && i < rt->nworkers; i++) {
-        wf__worker *w = &rt->workers[i];
-        int e = pthread_create(&w->thread, NULL, wf__worker_main, w);
-        if (e) {
-            err = -e;
-            break;
+    /* Step 9: the workers are born with the caller's mask. */
+    pthread_attr_t wattr;
+    if (err == 0 && (err = -pthread_attr_init(&wattr)) == 0) {
+        err = -pthread_attr_setsigmask_np(&wattr, &wmask);
+        for (uint32_t i = 0; err == 0 && i < rt->nworkers; i++) {
+            wf__worker *w = &rt->workers[i];
+            int e = pthread_create(&w->thread, &wattr, wf__worker_main, w);
+            if (e) {
+                err = -e;
+                break;
+            }
+            w->started = true;
         }
-        w->started = true;
+        pthread_attr_destroy(&wattr);
     }
+    if (err == 0)
+        err = wf__signals_start_watcher(rt);
 
     if (err == 0) {
         /* The program runs. */

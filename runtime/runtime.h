@@ -100,6 +100,10 @@ typedef struct wf__runtime {
     _Atomic uint32_t main_done; /* futex: the main task ended */
     _Atomic uint32_t quiesced;  /* futex: live reached 0 while closing */
     wf__task *main_task;
+    /* The thread pool (pool/pool.h) and the signal state (pool/sigs.h):
+     * made at step 3, no thread before first use. */
+    struct wf__pool *pool;
+    struct wf__sigstate *signals;
 } wf__runtime;
 
 /* The worker this thread is, or NULL. Never inlined, so that a fiber that

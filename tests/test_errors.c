@@ -17,7 +17,9 @@ static const described codes[] = {
     {EPERM, {"not permitted", "fiber", "runtime thread"}},
     {EDEADLK, {"deadlock", "itself", "wf_run"}},
     {EALREADY, {"already", "ended", "timer"}},
-    {EAGAIN, {"wait", "temporarily"}},
+    {EAGAIN, {"wait", "temporarily", "name server"}},
+    {ENOENT, {"not found", "file", "host name"}},
+    {EIO, {"input/output", "name server"}},
     {ENOMEM, {"memory"}},
     {EBUSY, {"busy", "in use", "timeout scope"}},
     {EBADF, {"file descriptor", "wf_fd_close"}},
@@ -67,8 +69,8 @@ static void test_other_codes(void **state)
 {
     /* Other errnos (a task's status may be any) fall back to the C
      * library's description. */
-    assert_string_equal(wf_strerror(-ENOENT), "No such file or directory");
-    assert_string_equal(wf_strerror(-EIO), "Input/output error");
+    assert_string_equal(wf_strerror(-ENOTDIR), "Not a directory");
+    assert_string_equal(wf_strerror(-EROFS), "Read-only file system");
     /* Unknown numbers still give a string. */
     assert_string_equal(wf_strerror(-100000), "unknown error");
     assert_string_equal(wf_strerror(INT32_MIN + 1), "unknown error");

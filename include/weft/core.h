@@ -59,6 +59,24 @@ typedef struct wf_config {
     long guard_stacks;
     /** Pin worker i to CPU i modulo the online CPUs. */
     bool pin_workers;
+    /* Fields below were added after the first release: they stay at the
+     * end, so that the offsets of the ones above never change. */
+    /** The most threads the thread pool (weft/pool.h) runs at once for
+     * user calls (WF_POOL_USER), file I/O (WF_POOL_FILE) and name
+     * resolution (WF_POOL_DNS): each class has its own limit, so slow calls
+     * of one kind cannot starve the others. 0: the default (64 user, 16
+     * file, 4 DNS). At most 1024 each. */
+    unsigned pool_user_threads;
+    unsigned pool_file_threads;
+    unsigned pool_dns_threads;
+    /** How long an idle pool thread waits for work before it exits, in
+     * nanoseconds. 0: 10 seconds. Negative: never exits before shutdown. */
+    int64_t pool_idle_ns;
+    /** SIGINT and SIGTERM start a graceful shutdown: the first one cancels
+     * the main task (its cancellation message is "SIGINT" or "SIGTERM"), a
+     * second one ends the process with the signal's default action
+     * (weft/signal.h, "Shutdown on a signal"). Default false. */
+    bool shutdown_on_signal;
 } wf_config_t;
 
 /** Fill @p cfg with the defaults described in wf_config_t.
@@ -94,10 +112,13 @@ void wf_config_init(wf_config_t *cfg);
  * Blocks the calling thread until the program ends. Thread-safe: separate
  * threads may run separate runtimes.
  *
- * Runtime threads (workers, the poller) are created by the calling thread
- * and inherit its signal mask: block a signal in that thread before
- * wf_run() and no runtime thread takes it (a server then reads SIGTERM
- * from a signalfd with wf_wait_readable(); examples/server_cli.h).
+ * Signal masks: the workers inherit the calling thread's signal mask
+ * (block a signal in that thread before wf_run() and no worker takes it;
+ * a server then reads SIGTERM from a signalfd with wf_wait_readable(),
+ * examples/server_cli.h). The poller, the thread pool's threads and the
+ * calling thread itself, while wf_run() runs, block every asynchronous
+ * signal; weft/signal.h says what catching a signal adds, and
+ * cfg.shutdown_on_signal does the SIGINT/SIGTERM part for you.
  *
  * Environment: WF_STATS=1 prints each worker's and the poller's counters
  * on stderr when the runtime ends (tasks run, steals, parks, epoll

@@ -32,13 +32,14 @@
  * eventfds, timerfds, signalfds, inotify fds and the like. Regular files
  * and directories are always ready as far as the kernel is concerned (a
  * read of a file on a slow disk blocks in the kernel all the same) and
- * cannot be waited on: -EOPNOTSUPP. Running such blocking calls off the
- * workers needs the blocking-work pool, which is planned.
+ * cannot be waited on: -EOPNOTSUPP. Read and write them through the
+ * thread pool instead: weft/fs.h (files), weft/pool.h (any blocking call).
  *
- * Signals: runtime threads inherit the signal mask of the thread that
- * calls wf_run(). Block SIGINT/SIGTERM there before wf_run() and read them
- * from a signalfd with wf_wait_readable() (examples/server_cli.h), and no
- * runtime thread takes their default action.
+ * Signals: the workers inherit the signal mask of the thread that calls
+ * wf_run() (the poller and the pool's threads block every asynchronous
+ * signal). Block SIGINT/SIGTERM there before wf_run() and read them from a
+ * signalfd with wf_wait_readable() (examples/server_cli.h), and no runtime
+ * thread takes their default action; or let weft/signal.h do it.
  *
  * Environment: WF_POLLER_NO_PWAIT2=1, read when wf_run() starts, makes the
  * poller sleep in epoll_pwait() with millisecond timeouts (rounded up, so

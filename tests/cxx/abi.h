@@ -18,6 +18,11 @@ extern "C" {
     F(wf_config_t, stack_size)                                                                               \
     F(wf_config_t, guard_stacks)                                                                             \
     F(wf_config_t, pin_workers)                                                                              \
+    F(wf_config_t, pool_user_threads)                                                                        \
+    F(wf_config_t, pool_file_threads)                                                                        \
+    F(wf_config_t, pool_dns_threads)                                                                         \
+    F(wf_config_t, pool_idle_ns)                                                                             \
+    F(wf_config_t, shutdown_on_signal)                                                                       \
     T(wf_spawn_opts_t)                                                                                       \
     F(wf_spawn_opts_t, name)                                                                                 \
     F(wf_spawn_opts_t, stack_size)                                                                           \
@@ -51,7 +56,19 @@ extern "C" {
     F(wf_select_case_t, queue)                                                                               \
     F(wf_select_case_t, op)                                                                                  \
     F(wf_select_case_t, item)                                                                                \
-    F(wf_select_case_t, result)
+    F(wf_select_case_t, result)                                                                              \
+    T(wf_pool_class_t)                                                                                       \
+    T(wf_offload_opts_t)                                                                                     \
+    F(wf_offload_opts_t, pool)                                                                               \
+    F(wf_offload_opts_t, deadline)                                                                           \
+    F(wf_offload_opts_t, drop)                                                                               \
+    T(wf_pool_stats_t)                                                                                       \
+    F(wf_pool_stats_t, limit)                                                                                \
+    F(wf_pool_stats_t, threads)                                                                              \
+    F(wf_pool_stats_t, idle)                                                                                 \
+    F(wf_pool_stats_t, running)                                                                              \
+    F(wf_pool_stats_t, queued)                                                                               \
+    F(wf_pool_stats_t, peak)
 
 typedef struct abi_entry {
     const char *name;
