@@ -364,7 +364,7 @@ static int main_task(void *arg, void **result)
         fprintf(stderr, "http_server: %s:%u: %s\n", cli->host, (unsigned)cli->port, wf_strerror(e));
         return e;
     }
-    return server_serve_until_signal(cli, srv, 4 * WF_NSEC_PER_SEC);
+    return server_serve_until_signal(srv, 4 * WF_NSEC_PER_SEC);
 }
 
 int main(int argc, char **argv)
@@ -374,6 +374,7 @@ int main(int argc, char **argv)
     wf_config_t cfg;
     wf_config_init(&cfg);
     cfg.workers = cli.workers;
+    cfg.shutdown_on_signal = true; /* SIGINT/SIGTERM cancel main_task */
     int status = 0;
     int e = wf_run(&cfg, main_task, &cli, &status, NULL);
     if (e) {

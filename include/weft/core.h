@@ -114,8 +114,8 @@ void wf_config_init(wf_config_t *cfg);
  *
  * Signal masks: the workers inherit the calling thread's signal mask
  * (block a signal in that thread before wf_run() and no worker takes it;
- * a server then reads SIGTERM from a signalfd with wf_wait_readable(),
- * examples/server_cli.h). The poller, the thread pool's threads and the
+ * a fiber may then read it from a signalfd with wf_wait_readable()). The
+ * poller, the thread pool's threads and the
  * calling thread itself, while wf_run() runs, block every asynchronous
  * signal; weft/signal.h says what catching a signal adds, and
  * cfg.shutdown_on_signal does the SIGINT/SIGTERM part for you.

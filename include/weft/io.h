@@ -37,9 +37,10 @@
  *
  * Signals: the workers inherit the signal mask of the thread that calls
  * wf_run() (the poller and the pool's threads block every asynchronous
- * signal). Block SIGINT/SIGTERM there before wf_run() and read them from a
- * signalfd with wf_wait_readable() (examples/server_cli.h), and no runtime
- * thread takes their default action; or let weft/signal.h do it.
+ * signal). Block a signal there before wf_run() and read it from a
+ * signalfd with wf_wait_readable(), and no runtime thread takes its
+ * default action; or let weft/signal.h do it (the example servers use its
+ * cfg.shutdown_on_signal: examples/server_cli.h).
  *
  * Environment: WF_POLLER_NO_PWAIT2=1, read when wf_run() starts, makes the
  * poller sleep in epoll_pwait() with millisecond timeouts (rounded up, so

@@ -35,9 +35,11 @@
  * runtime's epoll descriptor open until then). Its fd belongs to the
  * socket: wf_wait_readable() on it and wf_fd_forget() of it are -EBUSY.
  *
- * Host names: until the DNS of the blocking-work pool lands, a host is a
- * numeric IPv4 or IPv6 address ("127.0.0.1", "::1"); a name is
- * -EAFNOSUPPORT (see wf_addr_parse()).
+ * Host names: wf_tcp_connect() (and wf_open_connection(), stream.h)
+ * resolves a host name through the thread pool's DNS (weft/dns.h) and tries
+ * every address in turn. The calls that never block (wf_addr_parse(),
+ * wf_tcp_listen(), wf_udp_bind()) take numeric addresses ("127.0.0.1",
+ * "::1"): resolve a name first with wf_resolve() (dns.h).
  *
  * errno is never read after a wait by these functions, and never set for
  * the caller: the result is the return value (io.h says why).
@@ -185,8 +187,13 @@ void wf_listen_opts_init(wf_listen_opts_t *o);
 int wf_tcp_listen(wf_sock_t **out, const char *host, uint16_t port, const wf_listen_opts_t *opts);
 
 /** Connect to @p host : @p port over TCP (asyncio's open_connection, Go's
- * net.Dial without the DNS yet: @p host is numeric). TCP_NODELAY is set.
- * @return 0; -EINVAL; wf_addr_parse()'s errors; wf_sock_connect()'s.
+ * net.Dial). @p host is a numeric address or a host name: a name is
+ * resolved on the thread pool (wf_resolve(), dns.h) and its addresses are
+ * tried in the order getaddrinfo prefers, until one connects or the
+ * deadline passes. TCP_NODELAY is set.
+ * @return 0; -EINVAL for NULL or empty arguments or a bad deadline;
+ *   wf_resolve()'s errors (-ENOENT: the name does not resolve, -EAGAIN...);
+ *   wf_sock_connect()'s (for a name, the last address's error).
  * Fiber only; parks. */
 int wf_tcp_connect(wf_sock_t **out, const char *host, uint16_t port, int64_t deadline);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <weft/dns.h>
 #include <weft/time.h>
 
 /* The flags weft adds to every socket it makes. */
@@ -545,17 +546,37 @@ static int open_connected(wf_sock_t **out, const wf_addr_t *a, int64_t deadline)
     return 0;
 }
 
+/* Addresses of a host name tried in turn by wf_tcp_connect, at most. */
+#define CONNECT_ADDRS 16
+
 int wf_tcp_connect(wf_sock_t **out, const char *host, uint16_t port, int64_t deadline)
 {
-    if (!out || !host || !deadline_ok(deadline))
+    if (!out || !host || !*host || !deadline_ok(deadline))
         return -EINVAL;
     if (!in_fiber())
         return -EPERM;
     wf_addr_t a;
     int e = wf_addr_parse(&a, host, port);
-    if (e)
+    if (e == 0)
+        return open_connected(out, &a, deadline);
+    if (e != -EAFNOSUPPORT)
         return e;
-    return open_connected(out, &a, deadline);
+    /* A host name: resolve it (the thread pool's DNS crew, weft/dns.h),
+     * then try every address in the order getaddrinfo prefers, as
+     * asyncio's open_connection and Go's Dial do, until one connects or
+     * the deadline passes; the last address's error is the answer. */
+    wf_addr_t *list = malloc(CONNECT_ADDRS * sizeof *list);
+    if (!list)
+        return -ENOMEM;
+    int n = wf_resolve(host, port, AF_UNSPEC, list, CONNECT_ADDRS, deadline);
+    e = n < 0 ? n : -EHOSTUNREACH;
+    for (int i = 0; i < n; i++) {
+        e = open_connected(out, &list[i], deadline);
+        if (e == 0 || e == -ETIMEDOUT || e == -ECANCELED)
+            break;
+    }
+    free(list);
+    return e;
 }
 
 static __attribute__((noinline)) int sys_lstat_mode(const char *path, mode_t *mode)

@@ -7,6 +7,9 @@
  * Plain blocking sockets, no weft: the servers are what is tested. Every
  * wait has a generous bound (a hang fails the test, a slow machine does
  * not). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* POSIX calls under -std=c11 (scripts/check-install) */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
