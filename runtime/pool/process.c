@@ -18,17 +18,14 @@
  *      pidfd_open, use the child crew: pool.h's WF__CREW_CHILD); wrap the
  *      parent's ends in streams (wf_sock_adopt, wf_stream_open).
  *
- * REAPING. Exactly one party reaps a child, always under p->lock after
- * the child is known to have exited (the pidfd readable, or a pool
- * thread's waitid(WNOWAIT) returned): waitpid(pid, WNOHANG). So `reaped`
- * is exact under the lock, and kill(2) under the same lock never reaches a
- * reused pid (pidfd_send_signal needs no such care). A process closed
+ * WAITING AND REAPING are child.h's (the pidfd on the poller, the child
+ * crew without one, one reaper under the child's lock). A process closed
  * while its child runs: the closer sends SIGKILL and hands the pid to the
- * child crew, where a pool thread blocks in waitpid(pid) until the child
- * is gone; so no zombie remains, and the closing fiber never waits. The
- * processes still open when wf_run ends are killed and reaped by its
- * thread (wf__processes_destroy).
+ * child crew (wf__child_reap_later), so no zombie remains and the closing
+ * fiber never waits. The processes still open when wf_run ends are killed
+ * and reaped by its thread (wf__processes_destroy).
  */
+#include "child.h"
 #include "pool.h"
 #include "runtime.h"
 #include "sigs.h"
@@ -52,11 +49,8 @@ extern char **environ;
 struct wf_process {
     wf__link link; /* on the runtime's list of open processes */
     wf__runtime *rt;
-    pid_t pid;
-    int pidfd; /* -1: wait through the child crew */
+    wf__child child;
     wf__spinlock lock;
-    bool reaped;  /* under lock */
-    int status;   /* the returncode, once reaped */
     bool waiting; /* a fiber is in wf_process_wait (under lock) */
     wf_stream_t *in, *out, *err;
 };
@@ -81,125 +75,13 @@ static void untrack(wf_process_t *p)
 
 /* --- system calls (errno read right after each, never after a wait) -------- */
 
-static __attribute__((noinline)) int sys_pidfd_open(pid_t pid)
-{
-    long r = syscall(SYS_pidfd_open, pid, 0);
-    return r < 0 ? -errno : (int)r;
-}
-
-static __attribute__((noinline)) int sys_pidfd_signal(int pidfd, int signo)
-{
-    return syscall(SYS_pidfd_send_signal, pidfd, signo, NULL, 0) < 0 ? -errno : 0;
-}
-
-static __attribute__((noinline)) int sys_kill(pid_t pid, int signo)
-{
-    return kill(pid, signo) < 0 ? -errno : 0;
-}
-
-/* waitpid(WNOHANG): 1 reaped (*ws), 0 still running, -errno. */
-static __attribute__((noinline)) int sys_reap(pid_t pid, int *ws)
-{
-    pid_t r;
-    do
-        r = waitpid(pid, ws, WNOHANG);
-    while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : r == pid;
-}
-
 /* fds[0] the child's end, fds[1] the parent's. */
 static __attribute__((noinline)) int sys_pipe(int fds[2])
 {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
 }
 
-static int returncode(int ws)
-{
-    if (WIFEXITED(ws))
-        return WEXITSTATUS(ws);
-    if (WIFSIGNALED(ws))
-        return -WTERMSIG(ws);
-    return -1; /* stopped or continued: waitpid without WUNTRACED never says so */
-}
-
-/* p->lock held. Reap if it has exited: true when reaped (now or before). */
-static bool try_reap_locked(wf_process_t *p)
-{
-    if (p->reaped)
-        return true;
-    int ws = 0;
-    int r = sys_reap(p->pid, &ws);
-    if (r == 1) {
-        p->status = returncode(ws);
-        p->reaped = true;
-    } else if (r == -ECHILD) {
-        /* Someone else reaped it (a waitpid(-1) in the program): the status
-         * is lost; say "killed by an unknown cause" rather than hang. */
-        p->status = -1;
-        p->reaped = true;
-    }
-    return p->reaped;
-}
-
-static bool try_reap(wf_process_t *p)
-{
-    wf__spin_lock(&p->lock);
-    bool r = try_reap_locked(p);
-    wf__spin_unlock(&p->lock);
-    return r;
-}
-
-/* --- waiting without pidfd: the child crew --------------------------------- */
-
-typedef struct child_wait {
-    wf__job job;
-    pid_t pid;
-    bool reap; /* reap it (a closed process's child), else only wait */
-} child_wait;
-
-static void child_wait_run(wf__job *j)
-{
-    child_wait *c = wf__container_of(j, child_wait, job);
-    siginfo_t si;
-    int r;
-    if (c->reap) {
-        int ws;
-        do
-            r = waitpid(c->pid, &ws, 0);
-        while (r < 0 && errno == EINTR);
-    } else {
-        /* WNOWAIT: the child stays reapable; the fiber reaps it under the
-         * process's lock (REAPING above). */
-        do
-            r = waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOWAIT);
-        while (r < 0 && errno == EINTR);
-    }
-    j->status = r < 0 ? -errno : 0;
-}
-
-static void child_wait_abandon(wf__job *j)
-{
-    free(wf__container_of(j, child_wait, job));
-}
-
-static child_wait *child_wait_new(pid_t pid, bool reap)
-{
-    child_wait *c = malloc(sizeof *c);
-    if (c) {
-        wf__job_init(&c->job, child_wait_run, child_wait_abandon);
-        c->pid = pid;
-        c->reap = reap;
-    }
-    return c;
-}
-
 /* --- spawn -------------------------------------------------------------------- */
-
-static bool no_pidfd(void)
-{
-    const char *v = getenv("WF_NO_PIDFD");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 static int check_mode(wf_stdio_t m, int fd, bool is_stderr)
 {
@@ -248,7 +130,7 @@ int wf_process_spawn(wf_process_t **out, const char *file, char *const argv[], c
     if (!p)
         return -ENOMEM;
     p->rt = rt;
-    p->pidfd = -1;
+    p->child.pidfd = -1;
     wf__spin_init(&p->lock);
     wf__list_init(&p->link);
 
@@ -262,6 +144,7 @@ int wf_process_spawn(wf_process_t **out, const char *file, char *const argv[], c
             e = sys_pipe(pipes[i]);
 
     /* Step 2: what the child gets. */
+    pid_t pid = 0;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     bool fa_ok = false, at_ok = false;
@@ -314,8 +197,8 @@ int wf_process_spawn(wf_process_t **out, const char *file, char *const argv[], c
         char *const dflt[] = {(char *)file, NULL};
         char *const *av = argv ? argv : dflt;
         char *const *env = o.envp ? o.envp : environ;
-        e = -(strchr(file, '/') ? posix_spawn(&p->pid, file, &fa, &at, av, env)
-                                : posix_spawnp(&p->pid, file, &fa, &at, av, env));
+        e = -(strchr(file, '/') ? posix_spawn(&pid, file, &fa, &at, av, env)
+                                : posix_spawnp(&pid, file, &fa, &at, av, env));
     }
     if (fa_ok)
         posix_spawn_file_actions_destroy(&fa);
@@ -336,13 +219,7 @@ int wf_process_spawn(wf_process_t **out, const char *file, char *const argv[], c
         return e;
     }
     /* From here on the child runs: failures below kill and reap it. */
-    int pfd = no_pidfd() ? -ENOSYS : sys_pidfd_open(p->pid);
-    if (pfd >= 0) {
-        p->pidfd = pfd;
-        (void)fcntl(pfd, F_SETFD, FD_CLOEXEC); /* pidfds are close-on-exec already */
-    } else if (pfd != -ENOSYS && pfd != -EPERM) {
-        e = pfd;
-    }
+    e = wf__child_init(&p->child, pid);
     wf_stream_t **streams[3] = {&p->in, &p->out, &p->err};
     for (int i = 0; i < 3; i++) {
         int mine = pipes[i][1];
@@ -357,12 +234,7 @@ int wf_process_spawn(wf_process_t **out, const char *file, char *const argv[], c
         wf_stream_abort(p->in);
         wf_stream_abort(p->out);
         wf_stream_abort(p->err);
-        (void)sys_kill(p->pid, SIGKILL);
-        int ws;
-        while (waitpid(p->pid, &ws, 0) < 0 && errno == EINTR) {
-        }
-        if (p->pidfd >= 0)
-            close(p->pidfd);
+        wf__child_reap_now(&p->child); /* kills it; takes the worker briefly */
         free(p);
         return e;
     }
@@ -375,7 +247,7 @@ int wf_process_spawn(wf_process_t **out, const char *file, char *const argv[], c
 
 pid_t wf_process_pid(const wf_process_t *p)
 {
-    return p ? p->pid : -EINVAL;
+    return p ? p->child.pid : -EINVAL;
 }
 
 wf_stream_t *wf_process_stdin(wf_process_t *p)
@@ -408,12 +280,8 @@ int wf_process_returncode(const wf_process_t *p, int *status)
 {
     if (!p || !status)
         return -EINVAL;
-    wf_process_t *q = (wf_process_t *)p;
-    wf__spin_lock(&q->lock);
-    bool reaped = q->reaped;
-    int st = q->status;
-    wf__spin_unlock(&q->lock);
-    if (!reaped)
+    int st;
+    if (!wf__child_returncode(&((wf_process_t *)p)->child, &st))
         return -EAGAIN;
     *status = st;
     return 0;
@@ -423,13 +291,7 @@ int wf_process_signal(wf_process_t *p, int signo)
 {
     if (!p || signo < 0 || signo >= _NSIG)
         return -EINVAL;
-    if (p->pidfd >= 0)
-        return sys_pidfd_signal(p->pidfd, signo); /* -ESRCH once it has exited */
-    wf__spin_lock(&p->lock);
-    /* Not reaped (and reaping takes this lock): the pid is still ours. */
-    int e = try_reap_locked(p) ? -ESRCH : sys_kill(p->pid, signo);
-    wf__spin_unlock(&p->lock);
-    return e;
+    return wf__child_signal(&p->child, signo);
 }
 
 int wf_process_terminate(wf_process_t *p)
@@ -443,23 +305,6 @@ int wf_process_kill(wf_process_t *p)
 }
 
 /* --- waiting ------------------------------------------------------------------------ */
-
-/* One wait for the child to exit, until `deadline`: 0 when it may have. */
-static int wait_exit(wf__task *self, wf_process_t *p, int64_t deadline)
-{
-    if (p->pidfd >= 0)
-        return wf_wait_readable(p->pidfd, deadline);
-    child_wait *c = child_wait_new(p->pid, false);
-    if (!c)
-        return -ENOMEM;
-    wf__crew *crew = &self->rt->pool->crews[WF__CREW_CHILD];
-    int r = wf__job_wait(self, crew, &c->job, deadline, WF__JOB_ABANDON);
-    if (r == -ECANCELED || r == -ETIMEDOUT)
-        return r; /* the pool frees it when the child exits */
-    int st = c->job.status;
-    free(c);
-    return r < 0 ? r : st;
-}
 
 int wf_process_wait(wf_process_t *p, int64_t deadline, int *status)
 {
@@ -475,54 +320,22 @@ int wf_process_wait(wf_process_t *p, int64_t deadline, int *status)
     }
     p->waiting = true;
     wf__spin_unlock(&p->lock);
-    int e = 0;
-    while (!try_reap(p)) {
-        e = wait_exit(self, p, deadline);
-        if (e < 0)
-            break;
-    }
+    int e = wf__child_wait(self, &p->child, deadline);
     wf__spin_lock(&p->lock);
     p->waiting = false;
-    int st = p->status;
-    bool reaped = p->reaped;
     wf__spin_unlock(&p->lock);
-    if (reaped) {
-        if (status)
-            *status = st;
-        return 0; /* an exit that won the race with the deadline counts */
-    }
+    if (e == 0 && status)
+        (void)wf__child_returncode(&p->child, status);
     return e;
 }
 
 /* --- closing ------------------------------------------------------------------------ */
-
-/* Kill and reap a child nobody will wait for, without waiting here: a pool
- * thread blocks in waitpid until it is gone. Where no pool thread can be
- * had, reap it here (it was killed: it goes quickly). */
-static void reap_later(wf_process_t *p)
-{
-    if (try_reap(p))
-        return;
-    (void)wf_process_signal(p, SIGKILL);
-    child_wait *c = child_wait_new(p->pid, true);
-    if (c) {
-        c->job.abandoned = true; /* nobody waits: the pool frees it */
-        if (wf__crew_submit(&p->rt->pool->crews[WF__CREW_CHILD], &c->job) == 0)
-            return;
-        free(c);
-    }
-    int ws;
-    while (waitpid(p->pid, &ws, 0) < 0 && errno == EINTR) {
-    }
-}
 
 static void release(wf_process_t *p)
 {
     wf_stream_abort(p->in);
     wf_stream_abort(p->out);
     wf_stream_abort(p->err);
-    if (p->pidfd >= 0)
-        close(p->pidfd);
     free(p);
 }
 
@@ -538,7 +351,7 @@ int wf_process_close(wf_process_t *p)
     if (busy)
         return -EBUSY;
     untrack(p);
-    reap_later(p);
+    wf__child_reap_later(p->rt, &p->child);
     release(p);
     return 0;
 }
@@ -552,12 +365,7 @@ void wf__processes_destroy(wf__runtime *rt)
     wf__link *l;
     while ((l = wf__list_pop_front(&pool->procs)) != NULL) {
         wf_process_t *p = wf__container_of(l, wf_process_t, link);
-        if (!try_reap(p)) {
-            (void)wf_process_signal(p, SIGKILL);
-            int ws;
-            while (waitpid(p->pid, &ws, 0) < 0 && errno == EINTR) {
-            }
-        }
+        wf__child_reap_now(&p->child);
         release(p);
     }
 }
