@@ -17,6 +17,7 @@
  *   dns.h    name resolution (getaddrinfo), through the thread pool
  *   signal.h Unix signals as events for fibers, and handler tasks
  *   process.h child processes, with pipes as streams
+ *   procpool.h the process pool: CPU-bound jobs in worker processes
  *
  * docs/api.md lists every function beside its asyncio counterpart.
  */
@@ -37,5 +38,6 @@
 #include "weft/dns.h"
 #include "weft/signal.h"
 #include "weft/process.h"
+#include "weft/procpool.h"
 
 #endif

@@ -42,8 +42,8 @@ const char *wf_strerror(int err)
         return "not ready: the call would have to wait, or a resource (such as a thread) is "
                "temporarily unavailable, or no name server answered (try again)";
     case ENOENT:
-        return "not found: no such file or directory, or a host name or service that does not "
-               "resolve";
+        return "not found: no such file or directory, a host name or service that does not "
+               "resolve, or a process-pool job name that was never registered";
     case EIO:
         return "input/output error (of a device or file system), or a name server's "
                "non-recoverable failure";
@@ -51,13 +51,15 @@ const char *wf_strerror(int err)
         return "out of memory (or of memory mappings)";
     case EBUSY:
         return "busy: in use (held, waited on, driven by another task, armed or already entered), "
-               "or an inner timeout scope is still open";
+               "an inner timeout scope is still open, or the process has threads already (too late "
+               "to fork the process pool's zygote)";
     case EBADF:
         return "bad file descriptor: negative, not open or out of range, forgotten or closed "
                "(wf_fd_forget, wf_fd_close) while a task waited on it, or a socket closed "
                "(wf_sock_close) before or during the call";
     case EOPNOTSUPP:
-        return "operation not supported (e.g. an fd epoll cannot wait on, such as a regular file)";
+        return "operation not supported (e.g. an fd epoll cannot wait on, such as a regular file, "
+               "or a process pool where the zygote was never started: wf_procpool_init)";
     case EOVERFLOW:
         return "count at its limit: a bounded semaphore released above its initial value, a "
                "semaphore at its maximum, or too many handles to one task or references to one "
@@ -72,6 +74,18 @@ const char *wf_strerror(int err)
     case EINPROGRESS:
         return "still in progress: the task had not ended when the call returned (or a "
                "non-blocking connect is under way)";
+    case ECHILD:
+        return "a process-pool worker died while it held the job (a signal, abort(), exit(), or an "
+               "end without a reply): the outcome's returncode says how (minus the signal number, "
+               "or the exit status)";
+    case EPROTO:
+        return "protocol error: a process-pool worker sent a malformed or oversized frame (it was "
+               "killed and replaced)";
+    case ENOEXEC:
+        return "no process-pool worker could be started: its initializer failed, it died while "
+               "starting, or it could not be made (the outcome says which)";
+    case EEXIST:
+        return "already exists: a file, or a process-pool job registered under that name";
     case ERANGE:
         return "result out of range (e.g. a generator body returned a positive status)";
     default: {

@@ -2,11 +2,13 @@
  *
  * START-UP
  *   1. Validate the configuration.
- *   2. (Reserved, planned) The process pool's zygote is to be forked here,
- *      before this function creates any thread: forking a multi-threaded
- *      process is unsafe (docs/architecture.md, "Planned"). Keep this step
- *      free of threads: the thread pool starts none before its first call
- *      (pool/pool.h), long after this step.
+ *   2. Under cfg.procpool, fork the process pool's zygote (pool/zygote.h)
+ *      unless wf_procpool_init() has: before this function creates any
+ *      thread, since forking a multi-threaded process is unsafe. Once per
+ *      process, not per wf_run: a second runtime finds it running. If the
+ *      process has other threads already, fail (-EBUSY) rather than fork.
+ *      Keep this step free of threads: the thread pool starts none before
+ *      its first call (pool/pool.h), long after this step.
  *   3. Allocate the runtime: stack pool (and its guard budget), handle
  *      table, inject queue, idle bookkeeping, the thread pool's crews (no
  *      thread yet) and the signal state (no fd yet).
@@ -36,12 +38,15 @@
  *   13. Release everything: disarm the timers still armed (they never
  *       fire), free the main task's record, stacks (munmap), tables, the
  *       epoll and eventfd descriptors, the signal handlers, the pool (and
- *       the children of processes never closed: killed, reaped); drop
+ *       the children of processes never closed: killed, reaped; and the
+ *       process pools never closed, whose watchers, cancelled at step 11,
+ *       reaped their workers or left them to the pool's threads); drop
  *       the signals caught for fibers that nobody consumed, and give this
  *       thread its signal mask back.
  */
 #include "park.h"
 #include "pool/pool.h"
+#include "pool/procpool.h"
 #include "pool/sigs.h"
 #include "runtime.h"
 
@@ -154,7 +159,9 @@ static void quiesce(wf__runtime *rt)
 
 static void destroy(wf__runtime *rt)
 {
-    /* Children of processes never closed: killed and reaped (pool.h). */
+    /* Process pools and children of processes never closed: killed and
+     * reaped (pool/procpool.h, pool.h). */
+    wf__procpools_destroy(rt);
     wf__processes_destroy(rt);
     /* Timers left armed never fire; their storage is the user's again. */
     wf__timers_shutdown(&rt->poller.timers);
@@ -256,7 +263,12 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
         cfg.pool_dns_threads > WF__POOL_LIMIT_MAX)
         return -EINVAL;
 
-    /* Step 2: reserved for the planned process pool's zygote fork. */
+    /* Step 2: the process pool's zygote (once per process). */
+    if (cfg.procpool) {
+        int e = wf_procpool_init();
+        if (e < 0)
+            return e;
+    }
 
     /* Step 3. */
     int err = -ENOMEM;

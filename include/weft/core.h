@@ -77,6 +77,13 @@ typedef struct wf_config {
      * second one ends the process with the signal's default action
      * (weft/signal.h, "Shutdown on a signal"). Default false. */
     bool shutdown_on_signal;
+    /** The program uses process pools (weft/procpool.h): wf_run() starts
+     * their zygote at its step 2, before it creates any thread, unless
+     * wf_procpool_init() has done so already; if the process has other
+     * threads by then, wf_run() refuses to start (-EBUSY) rather than fork
+     * a threaded process. Default false: a pool can be opened only after
+     * wf_procpool_init(). */
+    bool procpool;
 } wf_config_t;
 
 /** Fill @p cfg with the defaults described in wf_config_t.
@@ -103,6 +110,9 @@ void wf_config_init(wf_config_t *cfg);
  *             any worker or poller thread): it would block that thread
  *             until the new runtime ended; spawn a task instead;
  *   -ENOMEM   memory or mappings for the runtime could not be had;
+ *   -EBUSY    cfg.procpool, and the process pool's zygote had not been
+ *             started and cannot be now: the process has other threads
+ *             (weft/procpool.h, wf_procpool_init());
  *   -EAGAIN   a thread could not be created (if some workers had already
  *             started, the main task, which may have begun to run, was
  *             cancelled and every task awaited before the return; *status

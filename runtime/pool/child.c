@@ -42,6 +42,17 @@ static __attribute__((noinline)) int sys_reap(pid_t pid, int *ws)
     return r < 0 ? -errno : r == pid;
 }
 
+/* Close the pidfd, telling the poller first when this is a runtime thread
+ * (a pool thread or wf_run's end need not: nothing waits there). */
+static void close_pidfd(wf__child *c)
+{
+    if (c->pidfd < 0)
+        return;
+    (void)wf_fd_forget(c->pidfd);
+    close(c->pidfd);
+    c->pidfd = -1;
+}
+
 static void reap_blocking(pid_t pid)
 {
     int ws;
@@ -221,9 +232,7 @@ void wf__child_reap_later(wf__runtime *rt, wf__child *c)
         if (!handed)
             reap_blocking(c->pid);
     }
-    if (c->pidfd >= 0)
-        close(c->pidfd);
-    c->pidfd = -1;
+    close_pidfd(c);
 }
 
 void wf__child_reap_now(wf__child *c)
@@ -232,7 +241,10 @@ void wf__child_reap_now(wf__child *c)
         (void)wf__child_signal(c, SIGKILL);
         reap_blocking(c->pid);
     }
-    if (c->pidfd >= 0)
-        close(c->pidfd);
-    c->pidfd = -1;
+    close_pidfd(c);
+}
+
+void wf__child_release(wf__child *c)
+{
+    close_pidfd(c);
 }

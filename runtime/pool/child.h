@@ -78,6 +78,9 @@ void wf__child_reap_later(struct wf__runtime *rt, wf__child *c);
  * reap, blocking. Closes the pidfd. */
 void wf__child_reap_now(wf__child *c);
 
+/* Done with a reaped child: close its pidfd. */
+void wf__child_release(wf__child *c);
+
 /* The returncode of a wait status (waitpid's). */
 int wf__child_returncode_of(int ws);
 

@@ -58,9 +58,7 @@ static int finish(wf__job *j)
     return j->err;
 }
 
-/* May this fiber spin for its job instead of parking at once? Only when
- * its worker would otherwise be idle (job.h, SPINNING). */
-static bool worker_idle(wf__task *self)
+bool wf__job_may_spin(wf__task *self)
 {
     wf__worker *w = wf__tls_worker();
     if (!w)
@@ -77,7 +75,7 @@ static void spin_for(wf__task *self, wf__job *j)
         if (atomic_load_explicit(&j->state, memory_order_acquire) == WF__JOB_DONE)
             return;
         if ((i & 15) == 0) {
-            if (!worker_idle(self))
+            if (!wf__job_may_spin(self))
                 return;
             int64_t now = wf_now();
             if (!start)

@@ -125,6 +125,12 @@ typedef struct wf__job {
     void (*abandon)(struct wf__job *j);
 } wf__job;
 
+/* May this fiber spin for a result instead of parking at once? Only when
+ * its worker would otherwise be idle: its run queue, its pinned inbox and
+ * the inject queue are empty (SPINNING above; the process pool watches its
+ * worker's reply by the same rule). */
+bool wf__job_may_spin(struct wf__task *self);
+
 /* Fill the protocol's fields (the caller sets run, abandon and its own). */
 void wf__job_init(wf__job *j, void (*run)(wf__job *), void (*abandon)(wf__job *));
 

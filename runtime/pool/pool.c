@@ -349,6 +349,7 @@ int wf__pool_create(wf__runtime *rt, const wf_config_t *cfg)
     wf__spin_init(&p->names_lock);
     wf__spin_init(&p->procs_lock);
     wf__list_init(&p->procs);
+    wf__list_init(&p->procpools);
     rt->pool = p;
     return 0;
 }

@@ -117,6 +117,9 @@ typedef struct wf__pool {
      * and reaped by wf_run's end (wf__processes_destroy). */
     wf__spinlock procs_lock;
     wf__link procs;
+    /* Process pools not yet closed (procpool.c), under procs_lock: closed
+     * by wf_run's end (wf__procpools_destroy). */
+    wf__link procpools;
     struct wf__runtime *rt;
 } wf__pool;
 

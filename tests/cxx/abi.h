@@ -23,6 +23,7 @@ extern "C" {
     F(wf_config_t, pool_dns_threads)                                                                         \
     F(wf_config_t, pool_idle_ns)                                                                             \
     F(wf_config_t, shutdown_on_signal)                                                                       \
+    F(wf_config_t, procpool)                                                                                 \
     T(wf_spawn_opts_t)                                                                                       \
     F(wf_spawn_opts_t, name)                                                                                 \
     F(wf_spawn_opts_t, stack_size)                                                                           \
@@ -68,7 +69,30 @@ extern "C" {
     F(wf_pool_stats_t, idle)                                                                                 \
     F(wf_pool_stats_t, running)                                                                              \
     F(wf_pool_stats_t, queued)                                                                               \
-    F(wf_pool_stats_t, peak)
+    F(wf_pool_stats_t, peak)                                                                                 \
+    T(wf_procpool_opts_t)                                                                                    \
+    F(wf_procpool_opts_t, workers)                                                                           \
+    F(wf_procpool_opts_t, eager)                                                                             \
+    F(wf_procpool_opts_t, max_jobs_per_worker)                                                               \
+    F(wf_procpool_opts_t, initializer)                                                                       \
+    F(wf_procpool_opts_t, init_input)                                                                        \
+    F(wf_procpool_opts_t, init_len)                                                                          \
+    F(wf_procpool_opts_t, max_output)                                                                        \
+    F(wf_procpool_opts_t, start_timeout)                                                                     \
+    T(wf_procres_t)                                                                                          \
+    F(wf_procres_t, status)                                                                                  \
+    F(wf_procres_t, returncode)                                                                              \
+    F(wf_procres_t, out)                                                                                     \
+    F(wf_procres_t, len)                                                                                     \
+    T(wf_procin_t)                                                                                           \
+    F(wf_procin_t, data)                                                                                     \
+    F(wf_procin_t, len)                                                                                      \
+    T(wf_procpool_close_mode_t)                                                                              \
+    T(wf_procpool_stats_t)                                                                                   \
+    F(wf_procpool_stats_t, workers)                                                                          \
+    F(wf_procpool_stats_t, ready)                                                                            \
+    F(wf_procpool_stats_t, jobs)                                                                             \
+    F(wf_procpool_stats_t, recycled)
 
 typedef struct abi_entry {
     const char *name;
