@@ -236,13 +236,13 @@ static void spawn_abandon(wf__job *j)
 }
 
 /* Wait for the slot's worker to end and reap it: kill it first if `kill`,
- * or once `deadline` has passed. Returns its returncode. A cancelled wait
- * (the runtime is ending: the watcher's only canceller) kills the worker
- * and waits CLEANUP_NS more for it, then leaves it to the child crew;
- * *cancelled says so. Either way the child is given up (pid 0) when this
- * returns. */
-static int reap_worker(wf_procpool_t *p, wf__procslot *s, wf__task *self, bool kill, int64_t deadline,
-                       bool *cancelled)
+ * or once `deadline` has passed. Returns its returncode; *reaped false
+ * when it could not be reaped: a cancelled wait (the runtime is ending:
+ * the watcher's only canceller) kills the worker and waits CLEANUP_NS more
+ * for it, and *cancelled says so. The pidfd stays open (a borrower may
+ * still signal the worker through it): release_worker() closes it. */
+static int await_worker(wf__procslot *s, wf__task *self, bool kill, int64_t deadline, bool *cancelled,
+                        bool *reaped)
 {
     if (kill)
         (void)wf__child_signal(&s->child, SIGKILL);
@@ -261,13 +261,30 @@ static int reap_worker(wf_procpool_t *p, wf__procslot *s, wf__task *self, bool k
         }
     }
     int rc = -SIGKILL;
-    if (r == 0) {
+    *reaped = r == 0;
+    if (*reaped)
         (void)wf__child_returncode(&s->child, &rc);
+    return rc;
+}
+
+/* Give the slot's worker up, once nobody uses its child record: close the
+ * pidfd, or (not reaped) leave the worker, killed, to the child crew. */
+static void release_worker(wf_procpool_t *p, wf__procslot *s, bool reaped)
+{
+    if (reaped)
         wf__child_release(&s->child);
-    } else {
+    else
         wf__child_reap_later(p->rt, &s->child);
-    }
     s->child.pid = 0;
+}
+
+/* await_worker then release_worker: for a worker that was never lent. */
+static int reap_worker(wf_procpool_t *p, wf__procslot *s, wf__task *self, bool kill, int64_t deadline,
+                       bool *cancelled)
+{
+    bool reaped;
+    int rc = await_worker(s, self, kill, deadline, cancelled, &reaped);
+    release_worker(p, s, reaped);
     return rc;
 }
 
@@ -477,7 +494,8 @@ static int watcher_main(void *arg, void **result)
         wf__batch_init(&b);
 
         /* Step 4. */
-        rc = reap_worker(p, s, self, false, WF_FOREVER, &cancelled);
+        bool reaped;
+        rc = await_worker(s, self, false, WF_FOREVER, &cancelled, &reaped);
 
         /* Step 5. */
         wf__task *d = NULL;
@@ -516,6 +534,8 @@ static int watcher_main(void *arg, void **result)
         wf__spin_unlock(&p->lock);
         wf__sync_ready_batch(&b);
         wf__batch_init(&b);
+        /* The slot is back: nobody uses the worker's records now. */
+        release_worker(p, s, reaped);
         close_chan(s);
         wf__spin_lock(&p->lock);
     }

@@ -46,6 +46,17 @@ int children(int *pids, int max);
 /* /proc/<pid>/status's Threads, or -1. */
 int threads_of(int pid);
 
+/* The zygote's threads: 1. Under TSan, 2: TSan's runtime starts its own
+ * background thread in every child of fork() (checked with a plain
+ * fork(): the child has it at once), so the zygote has it too; it is not
+ * a thread of the program's (workers, cloned from the zygote's one
+ * thread, have 1). */
+#if defined(__SANITIZE_THREAD__)
+#define ZYGOTE_THREADS 2
+#else
+#define ZYGOTE_THREADS 1
+#endif
+
 /* Whether /proc/<pid> exists (a zombie counts). */
 bool pid_exists(int pid);
 

@@ -775,7 +775,7 @@ static int fds_main(void *arg, void **res)
     int z = wf__zygote_pid();
     CHECK(z > 0);
     check_fds_of(z, pst, pn);
-    CHECK_EQ(threads_of(z), 1);
+    CHECK_EQ(threads_of(z), ZYGOTE_THREADS);
     CHECK_EQ(wf_procpool_close(p, WF_PROCPOOL_WAIT, WF_FOREVER), 0);
     close(plain);
     wf_sock_close(l);
@@ -797,7 +797,7 @@ static void test_zygote(void **state)
     (void)state;
     pid_t z = wf__zygote_pid();
     assert_true(z > 0);
-    assert_int_equal(threads_of(z), 1);
+    assert_int_equal(threads_of(z), ZYGOTE_THREADS);
     int kids[64];
     int n = children(kids, 64);
     bool found = false;
