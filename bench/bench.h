@@ -55,7 +55,8 @@ long bench_rss_kib(void);
 unsigned bench_workers(const bench_opts *o);
 
 /* One table per subsystem (bench_core.c, bench_combinators.c,
- * bench_sync.c, bench_net.c, bench_pool.c); weft-bench.c lists them all. */
+ * bench_sync.c, bench_net.c, bench_pool.c, bench_procpool.c); weft-bench.c
+ * lists them all. */
 extern const bench_def bench_core[];
 extern const unsigned bench_core_n;
 extern const bench_def bench_combinators[];
@@ -66,5 +67,11 @@ extern const bench_def bench_net[];
 extern const unsigned bench_net_n;
 extern const bench_def bench_pool[];
 extern const unsigned bench_pool_n;
+extern const bench_def bench_procpool[];
+extern const unsigned bench_procpool_n;
+/* Register the process pool's jobs and start its zygote: before anything
+ * else in the process (bench_procpool.c; weft-bench's main calls it for
+ * the procpool_* benchmarks only). */
+void bench_procpool_setup(void);
 
 #endif

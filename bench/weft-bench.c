@@ -65,21 +65,26 @@ static const struct {
     const bench_def *defs;
     const unsigned *n;
     bool server; /* its benchmarks measure a server process (bench_net.c) */
+    /* Run first, while the process has one thread (the process pool's
+     * zygote is forked there), or NULL. */
+    void (*setup)(void);
 } tables[] = {
-    {bench_core, &bench_core_n, false},
-    {bench_combinators, &bench_combinators_n, false},
-    {bench_sync, &bench_sync_n, false},
-    {bench_net, &bench_net_n, true},
-    {bench_pool, &bench_pool_n, false},
+    {bench_core, &bench_core_n, false, NULL},
+    {bench_combinators, &bench_combinators_n, false, NULL},
+    {bench_sync, &bench_sync_n, false, NULL},
+    {bench_net, &bench_net_n, true, NULL},
+    {bench_pool, &bench_pool_n, false, NULL},
+    {bench_procpool, &bench_procpool_n, false, bench_procpool_setup},
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 
-static const bench_def *find(const char *name, bool *server)
+static const bench_def *find(const char *name, bool *server, void (**setup)(void))
 {
     for (unsigned t = 0; t < NTABLES; t++)
         for (unsigned i = 0; i < *tables[t].n; i++)
             if (!strcmp(tables[t].defs[i].name, name)) {
                 *server = tables[t].server;
+                *setup = tables[t].setup;
                 return &tables[t].defs[i];
             }
     return NULL;
@@ -105,7 +110,8 @@ int main(int argc, char **argv)
         return 0;
     }
     bool server = false;
-    const bench_def *b = find(argv[1], &server);
+    void (*setup)(void) = NULL;
+    const bench_def *b = find(argv[1], &server, &setup);
     if (!b) {
         fprintf(stderr, "weft-bench: no benchmark named '%s' (try: weft-bench list)\n", argv[1]);
         return 64;
@@ -141,5 +147,7 @@ int main(int argc, char **argv)
     }
     if (o.impl && strcmp(o.impl, "weft") && strcmp(o.impl, "go") && strcmp(o.impl, "tokio"))
         usage();
+    if (setup)
+        setup();
     return b->run(&o);
 }

@@ -27,6 +27,7 @@
  */
 #include "job.h"
 #include "net/sockmsg.h"
+#include "pool.h"
 #include "procpool.h"
 #include "procwire.h"
 #include "runtime.h"
@@ -48,6 +49,11 @@
  * before it parks (step 3). A process's round trip is longer than a pool
  * thread's (job.h's 20 us): two processes must each be scheduled. */
 #define PROC_SPIN_NS (50 * 1000)
+/* Inputs from this size on are copied into their memfd on a pool thread
+ * (wf__procinput_make): about 100 us of copying, the cost of which starts
+ * to matter to the other fibers of the caller's worker, against 10 us or so
+ * for the hand-off. */
+#define PROC_OFFLOAD_MIN ((size_t)1 << 20)
 
 /* --- inputs --------------------------------------------------------------------------- */
 
@@ -68,21 +74,9 @@ static __attribute__((noinline)) int sys_seal(int fd)
     return fcntl(fd, F_ADD_SEALS, WF__PW_SEALS | F_SEAL_SEAL) < 0 ? -errno : 0;
 }
 
-int wf__procinput_make(wf__procinput *in, const void *data, size_t len, bool copy)
+/* Make a sealed memfd holding data[0, len): *fd, or -errno. */
+static int memfd_fill(const void *data, size_t len, int *out)
 {
-    in->data = data;
-    in->len = len;
-    in->memfd = -1;
-    in->owned = NULL;
-    if (len < WF__PW_SHM_MIN) {
-        if (copy && len) {
-            if (!(in->owned = malloc(len)))
-                return -ENOMEM;
-            memcpy(in->owned, data, len);
-            in->data = in->owned;
-        }
-        return 0;
-    }
     /* Written into the memfd (the kernel copies into its pages: nothing is
      * mapped or faulted here), then sealed, as the worker checks. */
     int fd = sys_memfd("wf-procpool-in");
@@ -104,9 +98,63 @@ int wf__procinput_make(wf__procinput *in, const void *data, size_t len, bool cop
         close(fd);
         return e;
     }
-    in->memfd = fd;
-    in->data = NULL;
+    *out = fd;
     return 0;
+}
+
+/* A large input is copied on a pool thread of the file crew (it is a
+ * write into a file): copying 64 MiB takes tens of milliseconds, which the
+ * caller's worker thread would otherwise not give to its other fibers. In
+ * FINISH mode (job.h): the copy reads the caller's buffer, so once started
+ * it is waited for to its end. */
+typedef struct fill_job {
+    wf__job job;
+    const void *data;
+    size_t len;
+    int fd;
+} fill_job;
+
+static void fill_run(wf__job *j)
+{
+    fill_job *f = wf__container_of(j, fill_job, job);
+    j->status = memfd_fill(f->data, f->len, &f->fd);
+}
+
+static void fill_abandon(wf__job *j)
+{
+    (void)j; /* never called in FINISH mode */
+}
+
+int wf__procinput_make(wf__procinput *in, const void *data, size_t len, bool copy, int64_t deadline)
+{
+    in->data = data;
+    in->len = len;
+    in->memfd = -1;
+    in->owned = NULL;
+    if (len < WF__PW_SHM_MIN) {
+        if (copy && len) {
+            if (!(in->owned = malloc(len)))
+                return -ENOMEM;
+            memcpy(in->owned, data, len);
+            in->data = in->owned;
+        }
+        return 0;
+    }
+    int e;
+    wf__task *self = wf__current();
+    if (self && len >= PROC_OFFLOAD_MIN) {
+        fill_job f = {.data = data, .len = len, .fd = -1};
+        wf__job_init(&f.job, fill_run, fill_abandon);
+        e = wf__job_wait(self, &self->rt->pool->crews[WF__CREW_FILE], &f.job, deadline, WF__JOB_FINISH);
+        if (e == 0)
+            e = f.job.status;
+        in->memfd = f.fd;
+    } else {
+        e = memfd_fill(data, len, &in->memfd);
+    }
+    if (e == 0)
+        in->data = NULL;
+    return e;
 }
 
 void wf__procinput_drop(wf__procinput *in)
@@ -166,6 +214,13 @@ static int take_output(wf_procres_t *res, const void *data, size_t len, int fd)
         void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED)
             return -ENOMEM;
+        /* Map every page now, in one call, rather than one fault at a time
+         * when the caller reads them. MAP_POPULATE would copy each page
+         * of a private writable mapping (it breaks copy-on-write);
+         * MADV_POPULATE_READ (Linux 5.14) maps them as they are, and a
+         * page is copied only if the caller writes it. Older kernels say
+         * EINVAL, and fault as usual. */
+        (void)madvise(m, len, MADV_POPULATE_READ);
         res->out = m;
     } else {
         if (!(res->out = malloc(len)))
@@ -310,7 +365,7 @@ int wf_procpool_run(wf_procpool_t *p, const char *job, const void *in, size_t le
     if (fn < 0)
         return fn;
     wf__procinput pin;
-    int e = wf__procinput_make(&pin, in, len, false);
+    int e = wf__procinput_make(&pin, in, len, false, deadline);
     if (e)
         return e;
     e = proc_call(p, self, fn, &pin, deadline, res, false);
@@ -367,7 +422,7 @@ int wf_procpool_submit(wf_procpool_t *p, const char *job, const void *in, size_t
     c->fn = fn;
     c->deadline = deadline;
     c->res = res;
-    int e = wf__procinput_make(&c->in, in, len, true);
+    int e = wf__procinput_make(&c->in, in, len, true, deadline);
     if (e) {
         free(c);
         return e;
@@ -420,7 +475,7 @@ static int map_body(void *arg, void **result)
             continue;
         }
         wf__procinput pin;
-        int e = wf__procinput_make(&pin, m->in[i].data, m->in[i].len, false);
+        int e = wf__procinput_make(&pin, m->in[i].data, m->in[i].len, false, m->deadline);
         if (e == 0) {
             e = proc_call(m->p, self, m->fn, &pin, m->deadline, &m->res[i], false);
             wf__procinput_drop(&pin);

@@ -337,7 +337,7 @@ static int start_worker(wf_procpool_t *p, wf__procslot *s, wf__task *self, int *
     /* INIT, then READY within the start timeout. */
     int64_t deadline = wf_deadline_in(p->start_timeout);
     wf__procinput in;
-    e = wf__procinput_make(&in, p->init_in, p->init_len, false);
+    e = wf__procinput_make(&in, p->init_in, p->init_len, false, deadline);
     if (e == 0) {
         e = wf__proc_send(s->chan, WF__PW_INIT, 0, p->init_fn, &in, deadline);
         wf__procinput_drop(&in);

@@ -171,9 +171,10 @@ typedef struct wf__procinput {
 } wf__procinput;
 
 /* Make one from `len` bytes at `data`: a memfd from WF__PW_SHM_MIN bytes
- * on (the bytes are copied into it); inline bytes are used in place, or
- * copied when `copy`. 0, -ENOMEM, -EMFILE, -ENFILE. */
-int wf__procinput_make(wf__procinput *in, const void *data, size_t len, bool copy);
+ * on (the bytes are copied into it, on a pool thread from 1 MiB on, until
+ * `deadline`); inline bytes are used in place, or copied when `copy`. 0,
+ * -ENOMEM, -EMFILE, -ENFILE; -ETIMEDOUT, -ECANCELED (nothing was made). */
+int wf__procinput_make(wf__procinput *in, const void *data, size_t len, bool copy, int64_t deadline);
 void wf__procinput_drop(wf__procinput *in);
 
 /* Send a frame (type, id, arg) with `in` as its payload on `chan`. As

@@ -88,7 +88,7 @@ void *wf_procout_alloc(wf_procout_t *o, size_t len)
         return NULL;
     void *m = MAP_FAILED;
     if (ftruncate(fd, (off_t)len) == 0)
-        m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (m == MAP_FAILED) {
         close(fd);
         return NULL;
@@ -250,7 +250,7 @@ _Noreturn void wf__procworker_main(int chan)
         const void *in = rx + sizeof f;
         void *map = NULL;
         if (f.flags & WF__PW_SHM) {
-            map = mmap(NULL, (size_t)f.len, PROT_READ, MAP_PRIVATE, fd, 0);
+            map = mmap(NULL, (size_t)f.len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
             close(fd);
             if (map == MAP_FAILED)
                 _exit(WF__PW_EXIT_IO);

@@ -1,8 +1,10 @@
 /* smoke_servers.c - the example servers as a user runs them: start each,
  * read its ready line, talk to it, leave a keep-alive connection idle,
  * stop it with SIGTERM, and check that it exits 0 (bench/peers/HTTP.md).
+ * The hash server (the process pool's example) also hashes a body in its
+ * pool, prints both latencies when stopped, and runs its --demo to the end.
  *
- *   smoke_servers ECHO_SERVER HTTP_SERVER
+ *   smoke_servers ECHO_SERVER HTTP_SERVER [HASH_SERVER]
  *
  * Plain blocking sockets, no weft: the servers are what is tested. Every
  * wait has a generous bound (a hang fails the test, a slow machine does
@@ -116,7 +118,16 @@ static size_t recv_upto(int fd, char *b, size_t n)
     return got;
 }
 
+static void stop_collect(proc *p, const char *path, char *out, size_t cap);
+
 static void stop(proc *p, const char *path)
+{
+    stop_collect(p, path, NULL, 0);
+}
+
+/* Stop the server with SIGTERM; what it printed afterwards goes to out
+ * (NUL-terminated) when out is not NULL. */
+static void stop_collect(proc *p, const char *path, char *out, size_t cap)
 {
     if (kill(p->pid, SIGTERM) < 0)
         fail("kill: %s", strerror(errno));
@@ -134,6 +145,13 @@ static void stop(proc *p, const char *path)
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail("%s: exit status %d after SIGTERM", path, status);
+    if (out) {
+        size_t n = 0;
+        ssize_t r;
+        while (n + 1 < cap && (r = read(p->out, out + n, cap - 1 - n)) > 0)
+            n += (size_t)r;
+        out[n] = 0;
+    }
     close(p->out);
 }
 
@@ -199,13 +217,89 @@ static void smoke_http(const char *path)
     close(idle);
 }
 
+/* examples/hash_server.c's hash, to check its answers. */
+static unsigned long long hash_rounds(const unsigned char *b, size_t n, unsigned rounds)
+{
+    unsigned long long h = 1469598103934665603ull;
+    for (unsigned r = 0; r < rounds; r++) {
+        h ^= r;
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ b[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* POST `n` bytes to /hash?rounds=`rounds` on fd; check the digest. */
+static void post_hash(int fd, const unsigned char *body, size_t n, unsigned rounds)
+{
+    char head[200], in[512], want[300];
+    snprintf(head, sizeof head, "POST /hash?rounds=%u HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", rounds, n);
+    send_all(fd, head, strlen(head));
+    send_all(fd, body, n);
+    snprintf(want, sizeof want,
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 17\r\n\r\n%016llx\n",
+             hash_rounds(body, n, rounds));
+    size_t got = recv_upto(fd, in, strlen(want));
+    if (got != strlen(want) || memcmp(in, want, got))
+        fail("hash: POST of %zu bytes: wrong answer: %.*s", n, (int)got, in);
+}
+
+static void smoke_hash(const char *path)
+{
+    proc p;
+    start(&p, path);
+    int fd = dial(&p);
+    const char *get = REQ("GET"), *want = OK "\r\nHello, World!";
+    char in[1024];
+    send_all(fd, get, strlen(get));
+    if (recv_upto(fd, in, strlen(want)) != strlen(want) || memcmp(in, want, strlen(want)))
+        fail("hash: GET / not answered");
+    static unsigned char big[40000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 13 + 1);
+    post_hash(fd, (const unsigned char *)"hello", 5, 3);
+    post_hash(fd, big, sizeof big, 50); /* a body larger than the read buffer */
+    close(fd);
+    static char out[4096];
+    stop_collect(&p, path, out, sizeof out);
+    if (!strstr(out, "cheap  GET /") || !strstr(out, "heavy  POST /hash") || !strstr(out, "2 requests"))
+        fail("hash: no latency summary after the stop:\n%s", out);
+    /* The demo: both latencies, with and without the pool, then exit 0. */
+    int fds[2];
+    if (pipe(fds) < 0)
+        fail("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(path, path, "--demo", "1", "--workers", "2", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < sizeof out && (r = read(fds[0], out + n, sizeof out - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = 0;
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !strstr(out, "offloaded to the process pool") ||
+        !strstr(out, "(--inline)"))
+        fail("hash: --demo failed (status %d):\n%s", status, out);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3)
-        fail("usage: smoke_servers ECHO_SERVER HTTP_SERVER");
+    if (argc != 3 && argc != 4)
+        fail("usage: smoke_servers ECHO_SERVER HTTP_SERVER [HASH_SERVER]");
     signal(SIGPIPE, SIG_IGN);
     smoke_echo(argv[1]);
     smoke_http(argv[2]);
-    printf("smoke_servers: echo_server and http_server started, served, stopped with SIGTERM, exit 0\n");
+    if (argc == 4)
+        smoke_hash(argv[3]);
+    printf("smoke_servers: %s started, served, stopped with SIGTERM, exit 0\n",
+           argc == 4 ? "echo_server, http_server and hash_server" : "echo_server and http_server");
     return 0;
 }
