@@ -197,7 +197,8 @@ int wf_procpool_open(wf_procpool_t **out, const wf_procpool_opts_t *opts);
  * ready (their initializer done).
  * @return 0; -ENOEXEC when a start failed and no worker is left starting
  *   (the pool retries with its back-off); -ETIMEDOUT; -ECANCELED;
- *   -ESHUTDOWN (closing); -EINVAL; -EPERM not a fiber.
+ *   -ESHUTDOWN (closing); -EINVAL; -EXDEV (a fiber of another runtime);
+ *   -EPERM not a fiber.
  * Fiber only; parks. */
 int wf_procpool_warm(wf_procpool_t *p, int64_t deadline);
 
@@ -232,8 +233,9 @@ void wf_procres_free(wf_procres_t *r);
  * @return 0, -ECHILD, -ETIMEDOUT, -ECANCELED, -EPROTO, -ENOEXEC, -ESHUTDOWN
  *   as at the top; -ENOENT no job registered by that name; -EINVAL (NULL
  *   @p p, @p job or @p res, NULL @p in with @p len > 0, a bad deadline);
- *   -ENOMEM, -EMFILE (the shared memory of a large input); -EPERM not a
- *   fiber. When the job's reply arrives before a cancellation takes
+ *   -ENOMEM, -EMFILE (the shared memory of a large input); -EXDEV the pool
+ *   belongs to another runtime (each pool is its opener's runtime's);
+ *   -EPERM not a fiber. When the job's reply arrives before a cancellation takes
  *   effect, its outcome is returned (0) and the cancellation stays pending
  *   for the caller's next wait: an outcome is never lost.
  * Fiber only; parks until the outcome (a fiber whose worker has nothing
@@ -251,7 +253,7 @@ int wf_procpool_run(wf_procpool_t *p, const char *job, const void *in, size_t le
  * if the task is cancelled before it starts (-ECANCELED, zeroed).
  * @return 0 with *task (one reference); -ENOENT, -EINVAL (as
  *   wf_procpool_run(), or NULL @p task), -ESHUTDOWN, -ENOMEM, -EMFILE,
- *   -EPERM not a fiber: then no task exists and @p res is zeroed.
+ *   -EXDEV, -EPERM not a fiber: then no task exists and @p res is zeroed.
  * Fiber only; never parks. */
 int wf_procpool_submit(wf_procpool_t *p, const char *job, const void *in, size_t len, int64_t deadline,
                        wf_procres_t *res, wf_task_t *task);
@@ -274,8 +276,8 @@ typedef struct wf_procin {
  *   stopped and every input not finished gets -ECANCELED (outcomes already
  *   in are kept); -ENOENT; -EINVAL (NULL @p p, @p job, @p res or @p errs,
  *   NULL @p in with @p n > 0, an input NULL with a length, a bad
- *   deadline); -ENOMEM; -EPERM not a fiber. The inputs must stay valid
- *   until it returns.
+ *   deadline); -ENOMEM; -EXDEV; -EPERM not a fiber. The inputs must stay
+ *   valid until it returns.
  * Fiber only; parks. */
 int wf_procpool_map(wf_procpool_t *p, const char *job, const wf_procin_t *in, size_t n, unsigned window,
                     int64_t deadline, wf_procres_t *res, int *errs);

@@ -2,10 +2,12 @@
  * worker, and the protocol by which the fiber waits for it, gives up on it,
  * and the worker completes it.
  *
- * The thread pool's crews (pool.h) are the workers today; the process pool
- * (a later issue) hands its jobs to worker processes through a dispatcher
- * and can complete them with the same calls: a job is the piece that is
- * really the same in both ("runtime-owned workers with a job queue").
+ * The thread pool's crews (pool.h) are the workers. The process pool
+ * (procpool.h) needs no such record for its own jobs, and says why: a
+ * process can be stopped, so a fiber that gives up kills its worker and
+ * nothing outlives its wait. It uses this protocol for what does block a
+ * thread: asking the zygote for a worker, and copying a large input into
+ * its memfd (FINISH mode); and it shares the spinning rule below.
  *
  * WHY A HEAP RECORD. A fiber that is cancelled, or whose deadline passes,
  * while its call runs returns at once; the call cannot be interrupted (it

@@ -17,7 +17,7 @@
  * calls they run are ordinary C code outside the runtime (wf_spawn there is
  * -EPERM; wf_call_soon_threadsafe works, as from any foreign thread). None
  * is started before the first call: so none exists at wf_run's step 2, where
- * the process pool's zygote is to be forked (runtime.c).
+ * the process pool's zygote may be forked (runtime.c, zygote.h).
  *
  * IDLE AND RETIREMENT. A thread with nothing to do puts itself on its crew's
  * idle list (most recent first), spins for WF__POOL_SPIN_NS watching its

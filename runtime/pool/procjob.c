@@ -361,6 +361,8 @@ int wf_procpool_run(wf_procpool_t *p, const char *job, const void *in, size_t le
         return -EPERM;
     if (!p || !job || !res || (!in && len) || deadline < WF_FOREVER)
         return -EINVAL;
+    if (p->rt != self->rt)
+        return -EXDEV;
     int fn = wf__procjob_find(job);
     if (fn < 0)
         return fn;
@@ -412,6 +414,8 @@ int wf_procpool_submit(wf_procpool_t *p, const char *job, const void *in, size_t
         return -EPERM;
     if (!p || !job || !res || !task || (!in && len) || deadline < WF_FOREVER)
         return -EINVAL;
+    if (p->rt != self->rt)
+        return -EXDEV;
     int fn = wf__procjob_find(job);
     if (fn < 0)
         return fn;
@@ -498,6 +502,8 @@ int wf_procpool_map(wf_procpool_t *p, const char *job, const wf_procin_t *in, si
     for (size_t i = 0; i < n; i++)
         if (!in[i].data && in[i].len)
             return -EINVAL;
+    if (p->rt != self->rt)
+        return -EXDEV;
     int fn = wf__procjob_find(job);
     if (fn < 0)
         return fn;

@@ -686,6 +686,8 @@ int wf_procpool_warm(wf_procpool_t *p, int64_t deadline)
         return -EPERM;
     if (!p || deadline < WF_FOREVER)
         return -EINVAL;
+    if (p->rt != self->rt)
+        return -EXDEV;
     wf__batch b;
     wf__batch_init(&b);
     wf__spin_lock(&p->lock);

@@ -292,6 +292,88 @@ static void test_submit(void **state)
     run_main(2, submit_main, NULL);
 }
 
+/* Jobs as tasks in the combinators: wait for the first to complete, and a
+ * task group whose child's job crashes (the group cancels the siblings,
+ * whose workers are killed). */
+typedef struct {
+    wf_procpool_t *p;
+    const char *job;
+    int32_t arg;
+} grp_child;
+
+static int grp_body(void *arg, void **res)
+{
+    (void)res;
+    grp_child *c = arg;
+    int32_t v;
+    return run_int(c->p, c->job, c->arg, WF_FOREVER, &v);
+}
+
+static int combo_main(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    census c0 = take_census();
+    wf_procpool_t *p = open_pool(3);
+    if (!p)
+        return 0;
+    /* asyncio.wait(FIRST_COMPLETED): a quick job beside two slow ones. */
+    int32_t slow = 60000, quick = 1;
+    wf_procres_t r[3];
+    wf_task_t t[3];
+    CHECK_EQ(wf_procpool_submit(p, "sleep", &slow, sizeof slow, WF_FOREVER, &r[0], &t[0]), 0);
+    CHECK_EQ(wf_procpool_submit(p, "sleep", &quick, sizeof quick, WF_FOREVER, &r[1], &t[1]), 0);
+    CHECK_EQ(wf_procpool_submit(p, "sleep", &slow, sizeof slow, WF_FOREVER, &r[2], &t[2]), 0);
+    bool done[3];
+    CHECK_EQ(wf_wait(t, 3, WF_FIRST_COMPLETED, wf_deadline_in(LONG_NS), done), 1);
+    CHECK(!done[0] && done[1] && !done[2]);
+    int st = -1;
+    CHECK_EQ(wf_join(t[1], &st, NULL), 0);
+    CHECK_EQ(st, 0);
+    wf_procres_free(&r[1]);
+    /* The pending ones are cancelled: their workers are killed. */
+    CHECK_EQ(wf_cancel(t[0]), 0);
+    CHECK_EQ(wf_cancel(t[2]), 0);
+    CHECK_EQ(wf_join(t[0], &st, NULL), 0);
+    CHECK_EQ(st, -ECANCELED);
+    CHECK_EQ(wf_join(t[2], &st, NULL), 0);
+    CHECK_EQ(st, -ECANCELED);
+    CHECK_EQ(wf_procpool_warm(p, wf_deadline_in(LONG_NS)), 0);
+
+    /* A task group: one child's job crashes, the group fails with it and
+     * cancels the others, whose jobs are stopped. */
+    wf_group_t g;
+    CHECK_EQ(wf_group_init(&g), 0);
+    grp_child kids[3] = {{p, "sleep", 60000}, {p, "abort", 0}, {p, "sleep", 60000}};
+    /* The sleepers first, so that they hold their workers. */
+    CHECK_EQ(wf_group_spawn(&g, NULL, grp_body, &kids[0], NULL), 0);
+    CHECK_EQ(wf_group_spawn(&g, NULL, grp_body, &kids[2], NULL), 0);
+    wf_procpool_stats_t s;
+    int64_t until = wf_deadline_in(LONG_NS);
+    do {
+        wf_sleep(WF_NSEC_PER_MSEC);
+        wf_procpool_stats(p, &s);
+    } while (s.idle > 1 && wf_now() < until);
+    CHECK_EQ(wf_group_spawn(&g, NULL, grp_body, &kids[1], NULL), 0);
+    wf_group_failure_t f[3];
+    CHECK_EQ(wf_group_wait(&g, f, 3), 1);
+    CHECK_EQ(f[0].status, -ECHILD);
+    CHECK(f[0].arg == &kids[1]);
+    CHECK_EQ(wf_procpool_warm(p, wf_deadline_in(LONG_NS)), 0);
+    CHECK_EQ(wf_procpool_stats(p, &s), 0);
+    CHECK_EQ(s.crashes, 1);
+    CHECK_EQ(s.kills, 4);
+    CHECK_EQ(wf_procpool_close(p, WF_PROCPOOL_WAIT, WF_FOREVER), 0);
+    same_census(c0);
+    return 0;
+}
+
+static void test_combinators(void **state)
+{
+    (void)state;
+    run_main(2, combo_main, NULL);
+}
+
 static int map_main(void *arg, void **res)
 {
     (void)arg;
@@ -844,7 +926,8 @@ int main(void)
     procpool_test_setup();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zygote),     cmocka_unit_test(test_basic),      cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_many),       cmocka_unit_test(test_submit),     cmocka_unit_test(test_map),
+        cmocka_unit_test(test_many),       cmocka_unit_test(test_submit),     cmocka_unit_test(test_combinators),
+        cmocka_unit_test(test_map),
         cmocka_unit_test(test_map_cancel), cmocka_unit_test(test_recycle),    cmocka_unit_test(test_lazy),
         cmocka_unit_test(test_init),       cmocka_unit_test(test_shutdown),   cmocka_unit_test(test_leftover),
         cmocka_unit_test(test_fds),        cmocka_unit_test(test_two_runtimes),
