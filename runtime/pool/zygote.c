@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -47,6 +48,12 @@ static struct {
     pid_t owner; /* the process that started it (a fork child is not) */
     bool atfork; /* the fork handler is registered */
 } Z = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, false, Z_NONE, -1, 0, 0, false};
+
+/* The pid of the process that started the zygote (0 before, and in a child
+ * of fork()): what wf_procpool_open() checks, without the lock a pool
+ * thread may hold for a whole SPAWN exchange. Stored with release after the state it stands for; loaded
+ * with acquire. */
+static _Atomic pid_t ready_owner;
 
 /* --- the registry ------------------------------------------------------------- */
 
@@ -311,6 +318,7 @@ static _Noreturn void zygote_main(int chan, pid_t parent)
 /* In a child of fork(): the zygote is the parent's, not ours. */
 static void atfork_child(void)
 {
+    atomic_store_explicit(&ready_owner, 0, memory_order_relaxed);
     if (Z.chan >= 0)
         close(Z.chan);
     Z.chan = -1;
@@ -325,6 +333,8 @@ static void atfork_child(void)
  * it is gone, and reap it. */
 static void zygote_lost(void)
 {
+    /* ready_owner stays: pools may still be opened, and their starts fail
+     * with -EPIPE (-ENOEXEC for their jobs), which says what happened. */
     Z.state = Z_DEAD;
     if (Z.chan >= 0)
         close(Z.chan);
@@ -386,6 +396,7 @@ int wf_procpool_init(void)
     Z.owner = parent;
     Z.state = Z_RUNNING;
     Z.frozen = true;
+    atomic_store_explicit(&ready_owner, parent, memory_order_release);
     if (!Z.atfork && pthread_atfork(NULL, NULL, atfork_child) == 0)
         Z.atfork = true;
 out:
@@ -395,10 +406,9 @@ out:
 
 bool wf__zygote_ready(void)
 {
-    pthread_mutex_lock(&Z.lock);
-    bool ok = Z.state == Z_RUNNING && Z.owner == getpid();
-    pthread_mutex_unlock(&Z.lock);
-    return ok;
+    /* acquire: pairs with the init's release; the registry and the
+     * zygote's state were written before it. */
+    return atomic_load_explicit(&ready_owner, memory_order_acquire) == getpid();
 }
 
 pid_t wf__zygote_pid(void)

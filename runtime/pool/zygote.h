@@ -48,7 +48,8 @@ int wf__procjob_find(const char *name);
 wf_procjob_fn wf__procjob_fn(int index);
 int wf__procjob_count(void);
 
-/* Is the zygote running, for this process (not a copy from a fork)? */
+/* Has this process (not a copy from a fork) started the zygote? (It may
+ * have died since: spawns then fail with -EPIPE.) Lock-free. */
 bool wf__zygote_ready(void);
 
 /* Step 1-2: have the zygote make a worker whose channel is `worker_end`
