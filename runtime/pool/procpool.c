@@ -510,6 +510,11 @@ static int watcher_main(void *arg, void **result)
             s->rc = rc;
             if (s->ndeathw)
                 (void)wf__sync_wake_first(&s->deathw, &s->ndeathw, NULL, &d);
+            /* A borrower still in a read or a write hears of it now: a
+             * child the job forked may hold the worker's end of the
+             * channel, and then no end of file would ever come. Our end
+             * shut down, its calls return (end of file, -EPIPE). */
+            (void)wf_sock_shutdown(s->chan, SHUT_RDWR);
             if (d) {
                 wf__spin_unlock(&p->lock);
                 wf__sync_ready(d);

@@ -159,6 +159,23 @@ static int job_kill_self(const void *in, size_t len, wf_procout_t *out)
     return 0;
 }
 
+/* Forks a child that keeps the worker's channel open (sleeping), then
+ * aborts: the parent sees no end of file from the channel. */
+static int job_fork_abort(const void *in, size_t len, wf_procout_t *out)
+{
+    (void)in;
+    (void)len;
+    (void)out;
+    pid_t c = fork();
+    if (c == 0) {
+        struct timespec ts = {60, 0};
+        nanosleep(&ts, NULL);
+        _exit(0);
+    }
+    atomic_store(&shared->grandchild, c);
+    abort();
+}
+
 /* Loops forever, burning CPU (a deadline must stop it). */
 static int job_spin(const void *in, size_t len, wf_procout_t *out)
 {
@@ -353,7 +370,7 @@ void procpool_test_setup(void)
         {"vanish", job_vanish},   {"kill_self", job_kill_self}, {"spin", job_spin},
         {"hang", job_hang},       {"bad", job_bad},          {"init_ok", init_ok},
         {"init_value", job_init_value}, {"init_fail", init_fail}, {"init_crash", init_crash},
-        {"init_flaky", init_flaky},
+        {"init_flaky", init_flaky}, {"fork_abort", job_fork_abort},
     };
     for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
         int e = wf_procpool_register(jobs[i].name, jobs[i].fn);

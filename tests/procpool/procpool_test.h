@@ -26,6 +26,7 @@ typedef struct shared_page {
     _Atomic long flaky_fails; /* init_flaky fails this many times first */
     _Atomic long gate;        /* "wait_gate" jobs wait for it to be nonzero */
     _Atomic long in_gate;     /* jobs waiting at the gate */
+    _Atomic long grandchild;  /* the pid the "fork_abort" job forked */
 } shared_page;
 
 extern shared_page *shared;

@@ -84,11 +84,24 @@ static int deaths_main(void *arg, void **res)
         check_serves(p);
         settle(p);
     }
+    /* A worker that dies while a child it forked holds its channel: no end
+     * of file comes, and still the job fails at once with how it died. */
+    wf_procres_t r;
+    int64_t t0 = wf_now();
+    CHECK_EQ(wf_procpool_run(p, "fork_abort", NULL, 0, wf_deadline_in(LONG_NS), &r), -ECHILD);
+    CHECK_EQ(r.returncode, -SIGABRT);
+    CHECK(wf_now() - t0 < 10 * WF_NSEC_PER_SEC);
+    pid_t gc = (pid_t)atomic_load(&shared->grandchild);
+    CHECK(gc > 0);
+    if (gc > 0)
+        kill(gc, SIGKILL); /* not ours to reap: init's */
+    check_serves(p);
+    settle(p);
     wf_procpool_stats_t s;
     CHECK_EQ(wf_procpool_stats(p, &s), 0);
-    CHECK_EQ(s.crashes, 7);
+    CHECK_EQ(s.crashes, 8);
     CHECK_EQ(s.kills, 0);
-    CHECK_EQ(s.starts, 2 + 7);
+    CHECK_EQ(s.starts, 2 + 8);
     CHECK_EQ(s.ready, 2);
     CHECK_EQ(wf_procpool_close(p, WF_PROCPOOL_WAIT, WF_FOREVER), 0);
     same_census(c0);
