@@ -278,8 +278,20 @@ static _Noreturn void zygote_main(int chan, pid_t parent)
     if (chan != 3) {
         if (dup2(chan, 3) < 0)
             _exit(WF__PW_EXIT_IO);
+        close(chan);
         chan = 3;
     }
+    /* 0, 1 and 2 always open (/dev/null where the parent had them closed):
+     * else a descriptor received for a worker could land there, and a job
+     * writing to "stdout" would write into its channel. */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0) {
+            int nul = open("/dev/null", O_RDWR);
+            if (nul >= 0 && nul != fd) {
+                (void)dup2(nul, fd);
+                close(nul);
+            }
+        }
     close_from(4);
     (void)fcntl(3, F_SETFD, FD_CLOEXEC);
     int nul = open("/dev/null", O_RDONLY);

@@ -654,10 +654,48 @@ static void test_zygote_lost(void **state)
     assert_int_equal(v[4], -EPIPE);
 }
 
+/* A program that started with stdin and stderr closed: the zygote's
+ * channel took one of their numbers; no worker may have it there (a job
+ * writing to stderr would write into its channel). */
+static int closed_main(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    wf_procpool_t *p = open_pool(1);
+    int pid = worker_pid(p);
+    int ok = pid > 0;
+    for (int fd = 0; fd < 3 && ok; fd++) {
+        char path[64], link[256] = {0};
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", pid, fd);
+        ok = readlink(path, link, sizeof link - 1) > 0 && (fd == 1 || !strcmp(link, "/dev/null"));
+    }
+    int32_t v = 0;
+    ok = ok && run_int(p, "add1", 5, wf_deadline_in(LONG_NS), &v) == 0 && v == 6;
+    wf_procpool_close(p, WF_PROCPOOL_WAIT, WF_FOREVER);
+    printf("%s\n", ok ? "ok" : "bad");
+    return 0;
+}
+
+static void test_closed_stdio(void **state)
+{
+    (void)state;
+    char out[256];
+    int ws = run_self("--closed-stdio", out, sizeof out, false);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_string_equal(out, "ok\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--late"))
         return late_child();
+    if (argc > 1 && !strcmp(argv[1], "--closed-stdio")) {
+        close(0);
+        close(2);
+        procpool_test_setup();
+        int st = 0;
+        return wf_run(NULL, closed_main, NULL, &st, NULL) ? 1 : 0;
+    }
     procpool_test_setup();
     if (argc > 1 && !strcmp(argv[1], "--orphan")) {
         int st = 0;
@@ -670,7 +708,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deaths),   cmocka_unit_test(test_stopped),    cmocka_unit_test(test_frames),
         cmocka_unit_test(test_initfail), cmocka_unit_test(test_storm),      cmocka_unit_test(test_orphans),
-        cmocka_unit_test(test_late_init), cmocka_unit_test(test_zygote_lost),
+        cmocka_unit_test(test_late_init), cmocka_unit_test(test_zygote_lost), cmocka_unit_test(test_closed_stdio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
