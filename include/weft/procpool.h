@@ -190,7 +190,9 @@ void wf_procpool_opts_init(wf_procpool_opts_t *o);
  *   not been started in this process (wf_procpool_init(), cfg.procpool);
  *   -ENOMEM; -EPERM not a fiber. With opts.eager the workers start in the
  *   background: wf_procpool_warm() waits for them.
- * Fiber only; never parks. The pool belongs to the caller's runtime. */
+ * Fiber only; does not park (unless a watcher task cannot be spawned: it
+ * then waits for the ones already started to end). The pool belongs to
+ * the caller's runtime. */
 int wf_procpool_open(wf_procpool_t **out, const wf_procpool_opts_t *opts);
 
 /** Start every worker not started yet, and wait until all of them are
@@ -272,9 +274,10 @@ typedef struct wf_procin {
  * @param deadline for the whole map: inputs not finished by then get
  *                -ETIMEDOUT (the running ones are stopped).
  * @return 0 when every input has its outcome (look at errs[]);
- *   -ECANCELED when the caller was cancelled: the jobs in flight are
- *   stopped and every input not finished gets -ECANCELED (outcomes already
- *   in are kept); -ENOENT; -EINVAL (NULL @p p, @p job, @p res or @p errs,
+ *   -ECANCELED when the caller was cancelled, or -ETIMEDOUT when an
+ *   enclosing timeout scope expired: the jobs in flight are stopped and
+ *   every input not finished gets -ECANCELED (outcomes already in are
+ *   kept); -ENOENT; -EINVAL (NULL @p p, @p job, @p res or @p errs,
  *   NULL @p in with @p n > 0, an input NULL with a length, a bad
  *   deadline); -ENOMEM; -EXDEV; -EPERM not a fiber. The inputs must stay
  *   valid until it returns.

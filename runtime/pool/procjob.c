@@ -475,7 +475,7 @@ static int map_body(void *arg, void **result)
         if (i >= m->n)
             break;
         if (atomic_load_explicit(&m->cancelled, memory_order_relaxed)) {
-            m->errs[i] = -ECANCELED;
+            m->errs[i] = -ECANCELED; /* the mapper gave up: not run */
             continue;
         }
         wf__procinput pin;
@@ -534,19 +534,20 @@ int wf_procpool_map(wf_procpool_t *p, const char *job, const wf_procin_t *in, si
         free(t);
         return e;
     }
-    /* Join the helpers; cancelled meanwhile: stop them (their jobs are
-     * killed), then wait for them uninterruptibly, since they use this
-     * frame (they end within moments of their cancellation). */
+    /* Join the helpers. Cancelled meanwhile (or an enclosing timeout scope
+     * expired): stop them (their jobs are killed), then wait for them
+     * uninterruptibly, since they use this frame (they end within moments
+     * of their cancellation). */
     int ret = 0;
     for (unsigned i = 0; i < started; i++) {
         int r = wf_join(t[i], NULL, NULL);
-        if (r == -ECANCELED && !ret) {
-            ret = -ECANCELED;
+        if (r != 0 && !ret) {
+            ret = r; /* -ECANCELED, or -ETIMEDOUT (a timeout scope) */
             atomic_store_explicit(&m.cancelled, true, memory_order_relaxed);
             for (unsigned k = i; k < started; k++)
                 (void)wf_cancel(t[k]);
         }
-        if (r == -ECANCELED) {
+        if (r != 0) {
             wf_timeout_t cs;
             /* A cleanup scope bounded far beyond what a killed job takes:
              * the helpers cannot be left behind (this frame is theirs). */

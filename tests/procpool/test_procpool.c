@@ -487,6 +487,23 @@ static int mapc_main(void *arg, void **res)
     CHECK_EQ(wf_procpool_warm(m.p, wf_deadline_in(LONG_NS)), 0);
     CHECK_EQ(wf_procpool_stats(m.p, &s), 0);
     CHECK_EQ(s.kills, 3);
+    /* Under a timeout scope that expires: the same, with -ETIMEDOUT. */
+    static int32_t ms = 60000;
+    wf_procin_t in[20];
+    for (int i = 0; i < 20; i++) {
+        in[i].data = &ms;
+        in[i].len = sizeof ms;
+    }
+    wf_timeout_t tm;
+    /* 1 s: ample for the three jobs to reach their workers first. */
+    CHECK_EQ(wf_timeout_enter_in(&tm, WF_NSEC_PER_SEC), 0);
+    CHECK_EQ(wf_procpool_map(m.p, "sleep", in, 20, 3, WF_FOREVER, m.r, m.errs), -ETIMEDOUT);
+    CHECK_EQ(wf_timeout_leave(&tm), 1);
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ(m.errs[i], -ECANCELED);
+    CHECK_EQ(wf_procpool_warm(m.p, wf_deadline_in(LONG_NS)), 0);
+    CHECK_EQ(wf_procpool_stats(m.p, &s), 0);
+    CHECK_EQ(s.kills, 6);
     CHECK_EQ(wf_procpool_close(m.p, WF_PROCPOOL_WAIT, WF_FOREVER), 0);
     same_census(c0);
     return 0;
