@@ -47,6 +47,7 @@
 #include "child.h"
 #include "list.h"
 #include "spinlock.h"
+#include "sync/wait.h"
 #include <weft/net.h>
 #include <weft/procpool.h>
 
@@ -132,6 +133,38 @@ struct wf_procpool {
     wf_procpool_stats_t st; /* counters (workers, ready... filled on read) */
     wf__procslot slots[];
 };
+
+/* --- helpers shared by procpool.c and procwatch.c --- */
+
+/* Pool lock held: wake every waiter of `list` with "look again" (NULL);
+ * the tasks go to `b`, made runnable after unlocking (runtime/sync/wait.h). */
+static inline void wf__procpool_wake_all(wf__link *list, uint32_t *n, wf__batch *b)
+{
+    if (*n)
+        (void)wf__sync_wake_all(list, n, NULL, b);
+}
+
+/* Pool lock held: the slot's worker can no longer take jobs: out of
+ * `ready`, once. */
+static inline void wf__procslot_uncount(struct wf_procpool *p, wf__procslot *s)
+{
+    if (s->counted) {
+        s->counted = false;
+        p->ready--;
+    }
+}
+
+/* Close the slot's channel, if any: its watcher (once the slot is back),
+ * or wf_run's end. */
+static inline void wf__procslot_close_chan(wf__procslot *s)
+{
+    if (s->chan)
+        (void)wf_sock_close(s->chan);
+    s->chan = NULL;
+}
+
+/* A slot's watcher (procwatch.c): a task's body, `arg` the slot. */
+int wf__procslot_watch(void *arg, void **result);
 
 /* Pools left open when wf_run ends: closed there, after every thread has
  * stopped (wf_run's step 13): workers killed and reaped, memory freed. */

@@ -44,6 +44,25 @@ static inline long fd_count(void)
  * (up to max); the count. */
 int children(int *pids, int max);
 
+/* The process's descriptors and children, for before/after comparisons
+ * (CHECKs: in fibers). */
+typedef struct census {
+    long fds;
+    int kids;
+} census;
+
+static inline census take_census(void)
+{
+    census c = {fd_count(), children(NULL, 0)};
+    return c;
+}
+
+static inline void same_census(census a)
+{
+    CHECK_EQ(fd_count(), a.fds);
+    CHECK_EQ(children(NULL, 0), a.kids);
+}
+
 /* /proc/<pid>/status's Threads, or -1. */
 int threads_of(int pid);
 

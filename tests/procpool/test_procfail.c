@@ -22,23 +22,6 @@
 
 extern char **environ;
 
-typedef struct {
-    long fds;
-    int kids;
-} census;
-
-static census take_census(void)
-{
-    census c = {fd_count(), children(NULL, 0)};
-    return c;
-}
-
-static void same_census(census a)
-{
-    CHECK_EQ(fd_count(), a.fds);
-    CHECK_EQ(children(NULL, 0), a.kids);
-}
-
 /* Wait until the pool has every worker ready again (replacements done). */
 static void settle(wf_procpool_t *p)
 {
