@@ -20,9 +20,8 @@
  *   4. epoll_pwait2 on our epoll until then (or the epoll_pwait fallback,
  *      poller.h); set wake_at to INT64_MAX while awake (any kick then
  *      writes the eventfd, and the next round recomputes).
- *   5. If the watch fired, harvest the hub and turn the events into
- *      wake-ups, all in one batch to the inject queue (sched.c wakes the
- *      sleeping workers it needs at once).
+ *   5. If the watch fired, wake one sleeping worker: it harvests the hub
+ *      itself (sched.c, find_task) and wakes more if it finds more work.
  */
 #include "poller.h"
 #include "park.h"
@@ -334,9 +333,13 @@ static void *poller_main(void *arg)
                 watch_fired = true;
         }
         if (watch_fired) {
+            /* Events are ready and every worker sleeps: wake one, which
+             * harvests them itself (find_task) into its own ring and wakes
+             * more if it finds more than it can run at once. We make no
+             * epoll_wait and touch no fd record here: the hand-off is one
+             * futex wake-up. */
             p->stats.watches++;
-            p->stats.events += wf__pollhub_harvest(p->hub, &b);
-            wf__ready_batch(rt, &b);
+            wf__notify_work(rt);
         }
     }
     wf__tls_set(NULL, NULL);

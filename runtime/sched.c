@@ -349,6 +349,19 @@ static wf__task *pop_shared(wf__worker *w, bool fair)
     return first;
 }
 
+/* `n` more tasks became stealable at once (a harvest): wake one sleeping
+ * worker per TASKS_PER_WAKE of them, at once (a burst spreads over the
+ * workers without a chain of wake-ups one after the other), or none while
+ * somebody searches (it takes the first and chains). */
+static void notify_many(wf__runtime *rt, unsigned n)
+{
+    uint32_t who[16];
+    unsigned want = (n + TASKS_PER_WAKE - 1) / TASKS_PER_WAKE;
+    uint32_t k = wf__idle_wake_many(&rt->idle, want < 16 ? want : 16, who);
+    for (uint32_t i = 0; i < k; i++)
+        wf__worker_wake(&rt->workers[who[i]], WF__WAKE_SEARCH);
+}
+
 /* Harvest the epoll without blocking (poller.h, "who turns I/O events
  * into wake-ups"): the tasks it readies go to this worker's ring, which is
  * where an idle worker wants them (no hop through the inject queue and a
@@ -365,7 +378,7 @@ static wf__task *harvest(wf__worker *w, bool keep)
     w->stats.harvests++;
     w->stats.harvested += b.n;
     wf__task *first = keep ? NULL : wf__batch_pop(&b), *t;
-    bool more = b.n != 0;
+    unsigned more = b.n;
     while ((t = wf__batch_pop(&b)) != NULL) {
         atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
         if (t->pin >= 0)
@@ -382,7 +395,7 @@ static wf__task *harvest(wf__worker *w, bool keep)
     }
     /* More than one: make the rest stealable by a sleeping peer. */
     if (more)
-        wf__notify_work(rt);
+        notify_many(rt, more);
     return first;
 }
 
