@@ -199,24 +199,18 @@ static inline void finish_locked(struct wf_queue *q, bool idle, wf__task *wake)
     wf__sync_ready(wake);
 }
 
-static int put(wf_queue_t *q, void *item, int64_t deadline, bool try_only)
+/* The slow path of a put: under the lock (a ring frozen). Not inlined, so
+ * that the ring's fast path stays a few instructions in put(). */
+static __attribute__((noinline)) int put_slow(wf_queue_t *q, void *item, int64_t deadline, bool try_only)
 {
-    if (!q || !wf__sync_deadline_ok(deadline))
-        return -EINVAL;
-    if (wf__likely(q->mode == WF__QM_RING)) {
-        int r = wf__ring_put(&q->ring, &q->tail, &q->head, item);
-        if (wf__likely(r == 0))
-            return 0;
-        if (r == -EAGAIN && try_only)
-            return -EAGAIN; /* full, and nobody waits (no flag) */
-    }
-    wf__task *self = wf__current();
     for (;;) {
         wf__task *wake = NULL;
         wf__spin_lock(&q->lock);
         wf__queue_freeze(q);
         bool idle = wf__queue_nobody_waits(q);
-        int r = wf__queue_put_locked(q, item, self, &wake);
+        /* self NULL: a plain put never meets a node of its own task (only a
+         * select publishes nodes and then puts, select.c). */
+        int r = wf__queue_put_locked(q, item, NULL, &wake);
         if (wf__likely(r == 0)) {
             finish_locked(q, idle, wake);
             return 0;
@@ -231,6 +225,7 @@ static int put(wf_queue_t *q, void *item, int64_t deadline, bool try_only)
             finish_locked(q, idle, NULL);
             return r;
         }
+        wf__task *self = wf__current();
         if (!self) {
             finish_locked(q, idle, NULL);
             return -EPERM;
@@ -245,6 +240,20 @@ static int put(wf_queue_t *q, void *item, int64_t deadline, bool try_only)
         finish_locked(q, true, NULL);
         return wf__park_errno(w); /* not enqueued */
     }
+}
+
+static inline int put(wf_queue_t *q, void *item, int64_t deadline, bool try_only)
+{
+    if (!q || !wf__sync_deadline_ok(deadline))
+        return -EINVAL;
+    if (wf__likely(q->mode == WF__QM_RING)) {
+        int r = wf__ring_put(&q->ring, &q->tail, &q->head, item);
+        if (wf__likely(r == 0))
+            return 0;
+        if (r == -EAGAIN && try_only)
+            return -EAGAIN; /* full, and nobody waits (no flag) */
+    }
+    return put_slow(q, item, deadline, try_only);
 }
 
 int wf_queue_put_until(wf_queue_t *q, void *item, int64_t deadline)
@@ -262,28 +271,20 @@ int wf_queue_try_put(wf_queue_t *q, void *item)
     return put(q, item, WF_FOREVER, true);
 }
 
-static int get(wf_queue_t *q, void **item, int64_t deadline, bool try_only)
+/* The slow path of a get, as put_slow. */
+static __attribute__((noinline)) int get_slow(wf_queue_t *q, void **item, int64_t deadline, bool try_only)
 {
-    if (!q || !item || !wf__sync_deadline_ok(deadline))
-        return -EINVAL;
-    if (wf__likely(q->mode == WF__QM_RING)) {
-        int r = wf__ring_get(&q->ring, &q->head, &q->tail, item);
-        if (wf__likely(r == 0))
-            return 0;
-        if (r == -ESHUTDOWN || (r == -EAGAIN && try_only))
-            return r; /* empty, and nobody waits (no flag) */
-    }
-    wf__task *self = wf__current();
     wf__task *wake = NULL;
     wf__spin_lock(&q->lock);
     wf__queue_freeze(q);
     bool idle = wf__queue_nobody_waits(q);
-    int r = wf__queue_get_locked(q, item, self, &wake);
+    int r = wf__queue_get_locked(q, item, NULL, &wake); /* NULL: as in put */
     if (wf__likely(r == 0)) {
         finish_locked(q, idle, wake);
         return 0;
     }
-    if (r != -EAGAIN || try_only || !self) {
+    wf__task *self = r == -EAGAIN && !try_only ? wf__current() : NULL;
+    if (!self) {
         finish_locked(q, idle, NULL);
         return r != -EAGAIN || try_only ? r : -EPERM;
     }
@@ -299,6 +300,20 @@ static int get(wf_queue_t *q, void **item, int64_t deadline, bool try_only)
     }
     finish_locked(q, true, NULL);
     return wf__park_errno(w); /* took nothing */
+}
+
+static inline int get(wf_queue_t *q, void **item, int64_t deadline, bool try_only)
+{
+    if (!q || !item || !wf__sync_deadline_ok(deadline))
+        return -EINVAL;
+    if (wf__likely(q->mode == WF__QM_RING)) {
+        int r = wf__ring_get(&q->ring, &q->head, &q->tail, item);
+        if (wf__likely(r == 0))
+            return 0;
+        if (r == -ESHUTDOWN || (r == -EAGAIN && try_only))
+            return r; /* empty, and nobody waits (no flag) */
+    }
+    return get_slow(q, item, deadline, try_only);
 }
 
 int wf_queue_get_until(wf_queue_t *q, void **item, int64_t deadline)
