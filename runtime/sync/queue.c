@@ -77,10 +77,12 @@ int wf__queue_grow(struct wf_queue *q)
     return 0;
 }
 
-static struct wf_queue *queue_new(size_t max, wf_queue_kind_t kind, wf_queue_cmp_fn cmp)
+/* A queue record, with `extra` bytes after it (a ring's slots: one
+ * allocation per queue). */
+static struct wf_queue *queue_new(size_t max, wf_queue_kind_t kind, wf_queue_cmp_fn cmp, size_t extra)
 {
     struct wf_queue *q;
-    if (posix_memalign((void **)&q, WF_CACHELINE, sizeof *q))
+    if (extra > SIZE_MAX - sizeof *q || posix_memalign((void **)&q, WF_CACHELINE, sizeof *q + extra))
         return NULL;
     memset(q, 0, sizeof *q);
     q->kind = (uint8_t)kind;
@@ -103,15 +105,13 @@ int wf_queue_create(wf_queue_t **out, size_t capacity, wf_queue_kind_t kind, wf_
         return -EINVAL;
     if ((kind == WF_QUEUE_PRIORITY) != (cmp != NULL))
         return -EINVAL;
-    struct wf_queue *q = queue_new(capacity, kind, cmp);
+    bool ring = kind == WF_QUEUE_FIFO && capacity != WF_QUEUE_UNBOUNDED;
+    struct wf_queue *q = queue_new(capacity, kind, cmp, ring ? capacity * sizeof(wf__qslot) : 0);
     if (!q)
         return -ENOMEM;
-    if (kind == WF_QUEUE_FIFO && capacity != WF_QUEUE_UNBOUNDED) {
+    if (ring) {
         q->mode = WF__QM_RING;
-        if (wf__ring_init(&q->ring, capacity)) {
-            free(q);
-            return -ENOMEM;
-        }
+        wf__ring_init(&q->ring, capacity, (wf__qslot *)(q + 1));
     } else {
         q->mode = WF__QM_LOCKED;
         q->cap = capacity != WF_QUEUE_UNBOUNDED ? capacity : WF__Q_INITIAL_CAP;
@@ -129,7 +129,7 @@ int wf_queue_create_rendezvous(wf_queue_t **out)
 {
     if (!out)
         return -EINVAL;
-    struct wf_queue *q = queue_new(0, WF_QUEUE_FIFO, NULL);
+    struct wf_queue *q = queue_new(0, WF_QUEUE_FIFO, NULL, 0);
     if (!q)
         return -ENOMEM;
     q->mode = WF__QM_RENDEZVOUS;
@@ -175,8 +175,7 @@ int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg, size_t *dr
         uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire) & ~WF__QW_FLAGS;
         n = (size_t)(wf__ring_total(r, t) - wf__ring_total(r, h));
         for (uint64_t p = h; drop && p != t; p = wf__ring_next(r, p))
-            drop(r->slots[wf__ring_index(r, p)].item, arg);
-        free(r->slots);
+            drop(r->slots[wf__ring_index(r, p)].item, arg); /* the slots go with q */
     } else {
         n = q->count;
         drop_items(q->kind, q->buf, q->lhead, q->count, q->cap, drop, arg);

@@ -126,7 +126,6 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #define WF__QW_WAIT 1ull
 #define WF__QW_SHUT 2ull
@@ -150,8 +149,9 @@ typedef struct wf__ring {
     unsigned lap_shift; /* log2(lap) */
 } wf__ring;
 
-/* Make an empty ring of `cap` slots (1 .. 2^32). 0 or -ENOMEM. */
-static inline int wf__ring_init(wf__ring *r, size_t cap)
+/* Make an empty ring of `cap` slots (1 .. 2^32) in `slots` (the caller's
+ * memory, cap * sizeof(wf__qslot) bytes, 16-byte aligned). */
+static inline void wf__ring_init(wf__ring *r, size_t cap, wf__qslot *slots)
 {
     uint64_t one_lap = 1;
     unsigned shift = 0;
@@ -159,9 +159,7 @@ static inline int wf__ring_init(wf__ring *r, size_t cap)
         one_lap <<= 1;
         shift++;
     }
-    r->slots = malloc(cap * sizeof *r->slots);
-    if (!r->slots)
-        return -ENOMEM;
+    r->slots = slots;
     r->cap = cap;
     r->idx_mask = one_lap - 1;
     r->lap = one_lap << 2;
@@ -170,7 +168,6 @@ static inline int wf__ring_init(wf__ring *r, size_t cap)
         atomic_init(&r->slots[i].stamp, (uint64_t)i << 2);
         r->slots[i].item = NULL;
     }
-    return 0;
 }
 
 /* Spin while a slot's stamp is not `want` (an in-flight operation's few
