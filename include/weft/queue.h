@@ -92,8 +92,7 @@ typedef enum wf_queue_shutdown_mode {
 #define WF_QUEUE_UNBOUNDED ((size_t)-1 >> 1)
 
 /** Make a queue (asyncio.Queue / LifoQueue / PriorityQueue; Go's buffered
- * channel is a FIFO queue). A bounded FIFO queue puts and gets without a
- * lock while nobody waits on it.
+ * channel is a FIFO queue).
  * @param out       receives the queue; required.
  * @param capacity  the most items it holds (1 .. WF_QUEUE_MAX_CAPACITY),
  *                  or WF_QUEUE_UNBOUNDED. Not 0 (-EINVAL): see WHICH CALL IS

@@ -2,10 +2,11 @@
  * channels, with task_done/join and shutdown (asyncio.Queue and friends,
  * Python 3.13; Go's channels).
  *
- * A bounded FIFO queue puts and gets on a lock-free ring while nobody waits
- * (ring.h: producers and consumers share no line but the item's slot); every
- * other shape, and every operation that must wait or wake someone, takes the
- * queue's spinlock (queue_impl.h). A waiting operation parks only when the
+ * With the build option queue_ring, a bounded FIFO queue puts and gets on a
+ * lock-free ring while nobody waits (ring.h: producers and consumers share no
+ * line but the item's slot; off by default, see wf__queue_use_ring below);
+ * every other shape, and every operation that must wait or wake someone,
+ * takes the queue's spinlock (queue_impl.h). A waiting operation parks only when the
  * buffer is full (put) or empty (get), and the party that later makes
  * progress possible hands the item over directly at the deciding CAS, so a
  * waiter never has to come back and compete for what it was woken for.
@@ -32,9 +33,28 @@
  *    (asyncio's future-based getters): see above.
  */
 #include "queue_impl.h"
+#include "wf_config.h"
 
 #include <limits.h>
 #include <stdint.h>
+
+/* Whether a bounded FIFO queue made from now on is a RING (ring.h) or a
+ * LOCKED buffer. The build option queue_ring sets the default; tests flip it
+ * to run every queue test against both (tests/sync). Read only by
+ * wf_queue_create: a queue keeps the shape it was made with.
+ *
+ * WHY THE LOCKED BUFFER BY DEFAULT (measured on the 2-core development VM,
+ * docs/benchmarks.md, 2026-12-06): the ring costs more per operation on one
+ * core (a bare-C loop of 1,024 puts then 1,024 gets: 7.4 ns an item against
+ * 4.4 for a spinlock and a buffer; weft-bench mpmc on 1 worker: 124 against
+ * 144 M items/s), and across the two vCPUs the spinlock's backoff lets one
+ * core run both ends of the queue while the other waits, which the ring
+ * never does: mpmc on 2 workers, 16 interleaved single runs each, spanned
+ * 36-148 M/s (median about 128) with the lock and 17-126 (median about 108)
+ * with the ring. The ring's point, producers and consumers on different
+ * cores not sharing a line, did not show on two cores; it is kept, tested
+ * both ways, for measuring on a many-core machine. */
+bool wf__queue_use_ring = WF_QUEUE_RING;
 
 int wf__queue_grow(struct wf_queue *q)
 {
@@ -105,7 +125,7 @@ int wf_queue_create(wf_queue_t **out, size_t capacity, wf_queue_kind_t kind, wf_
         return -EINVAL;
     if ((kind == WF_QUEUE_PRIORITY) != (cmp != NULL))
         return -EINVAL;
-    bool ring = kind == WF_QUEUE_FIFO && capacity != WF_QUEUE_UNBOUNDED;
+    bool ring = kind == WF_QUEUE_FIFO && capacity != WF_QUEUE_UNBOUNDED && wf__queue_use_ring;
     struct wf_queue *q = queue_new(capacity, kind, cmp, ring ? capacity * sizeof(wf__qslot) : 0);
     if (!q)
         return -ENOMEM;

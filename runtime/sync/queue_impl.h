@@ -2,12 +2,14 @@
  * queue.c (put, get, join, shutdown) and select.c.
  *
  * THREE SHAPES (q->mode), chosen at creation:
- *   RING        a bounded FIFO queue (asyncio.Queue(n), Go's make(chan T, n)):
- *               a lock-free ring (ring.h) that puts and gets use without the
- *               lock while nobody waits; the lock and the lists below only
- *               when someone must wait or be woken.
- *   LOCKED      LIFO, priority, and unbounded FIFO queues: every operation
- *               under the lock, on `buf`.
+ *   RING        a bounded FIFO queue (asyncio.Queue(n), Go's make(chan T, n))
+ *               when the build option queue_ring is on (wf__queue_use_ring,
+ *               queue.c says why it is off by default): a lock-free ring
+ *               (ring.h) that puts and gets use without the lock while
+ *               nobody waits; the lock and the lists below only when someone
+ *               must wait or be woken.
+ *   LOCKED      LIFO, priority, unbounded FIFO queues, and bounded FIFO ones
+ *               without the ring: every operation under the lock, on `buf`.
  *   RENDEZVOUS  Go's unbuffered channel (make(chan T)): no buffer at all; a
  *               put completes only when a getter takes its item, handed from
  *               the putter's node to the getter at the deciding CAS.
@@ -96,6 +98,9 @@ struct wf_queue {
     uint64_t lput, done;
     wf__link getters, putters, joiners;
 };
+
+/* wf_queue_create: bounded FIFO queues as RING (true) or LOCKED (queue.c). */
+extern bool wf__queue_use_ring;
 
 /* put_locked's answer when an unbounded queue must grow first (outside the
  * lock, wf__queue_grow). */

@@ -825,5 +825,5 @@ int main(void)
         cmocka_unit_test(test_join),    cmocka_unit_test(test_shutdown), cmocka_unit_test(test_foreign),
         cmocka_unit_test(test_no_loss), cmocka_unit_test(test_fifo_storm),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_queue_groups(tests, sizeof tests / sizeof tests[0]);
 }

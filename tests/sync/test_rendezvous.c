@@ -598,5 +598,5 @@ int main(void)
         cmocka_unit_test(test_select),
         cmocka_unit_test(test_storm),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_queue_groups(tests, sizeof tests / sizeof tests[0]);
 }

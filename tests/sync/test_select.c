@@ -412,5 +412,5 @@ int main(void)
         cmocka_unit_test(test_fairness),
         cmocka_unit_test(test_stress),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_queue_groups(tests, sizeof tests / sizeof tests[0]);
 }
