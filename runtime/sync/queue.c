@@ -208,8 +208,8 @@ int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg, size_t *dr
 }
 
 /* The slow path's common ending, after an operation that did not wait:
- * thaw a ring that nobody waited on (wf__queue_thaw_if_idle), unlock, make
- * the woken task runnable. */
+ * thaw a ring that nobody waited on (`idle`: only ever true for a ring;
+ * wf__queue_thaw_if_idle), unlock, make the woken task runnable. */
 static inline void finish_locked(struct wf_queue *q, bool idle, wf__task *wake)
 {
     if (idle)
@@ -218,15 +218,18 @@ static inline void finish_locked(struct wf_queue *q, bool idle, wf__task *wake)
     wf__sync_ready(wake);
 }
 
-/* The slow path of a put: under the lock (a ring frozen). Not inlined, so
- * that the ring's fast path stays a few instructions in put(). */
-static __attribute__((noinline)) int put_slow(wf_queue_t *q, void *item, int64_t deadline, bool try_only)
+/* The slow path of a put (every put of a queue that is not a ring): under
+ * the lock, a ring frozen. */
+static inline int put_slow(wf_queue_t *q, void *item, int64_t deadline, bool try_only)
 {
     for (;;) {
         wf__task *wake = NULL;
         wf__spin_lock(&q->lock);
-        wf__queue_freeze(q);
-        bool idle = wf__queue_nobody_waits(q);
+        bool idle = false;
+        if (q->mode == WF__QM_RING) {
+            wf__queue_freeze(q);
+            idle = wf__queue_nobody_waits(q);
+        }
         /* self NULL: a plain put never meets a node of its own task (only a
          * select publishes nodes and then puts, select.c). */
         int r = wf__queue_put_locked(q, item, NULL, &wake);
@@ -291,12 +294,15 @@ int wf_queue_try_put(wf_queue_t *q, void *item)
 }
 
 /* The slow path of a get, as put_slow. */
-static __attribute__((noinline)) int get_slow(wf_queue_t *q, void **item, int64_t deadline, bool try_only)
+static inline int get_slow(wf_queue_t *q, void **item, int64_t deadline, bool try_only)
 {
     wf__task *wake = NULL;
     wf__spin_lock(&q->lock);
-    wf__queue_freeze(q);
-    bool idle = wf__queue_nobody_waits(q);
+    bool idle = false;
+    if (q->mode == WF__QM_RING) {
+        wf__queue_freeze(q);
+        idle = wf__queue_nobody_waits(q);
+    }
     int r = wf__queue_get_locked(q, item, NULL, &wake); /* NULL: as in put */
     if (wf__likely(r == 0)) {
         finish_locked(q, idle, wake);

@@ -75,18 +75,16 @@ typedef struct wf__pent {
 } wf__pent;
 
 struct wf_queue {
-    /* RING: the producers' word and the consumers' word (ring.h), each on
-     * a line of its own so that the two sides do not share one. */
-    WF_ALIGNED_CL _Atomic uint64_t tail;
-    WF_ALIGNED_CL _Atomic uint64_t head;
-    /* Immutable after creation, read by every operation. */
-    WF_ALIGNED_CL wf__ring ring; /* RING */
-    size_t max;                  /* capacity: 0 (RENDEZVOUS) or 1 .. WF_QUEUE_MAX_CAPACITY,
-                                    or WF_QUEUE_UNBOUNDED */
+    /* Immutable after creation, read by every operation: a line that is
+     * never written, so every core keeps its copy. */
+    WF_ALIGNED_CL uint8_t mode; /* WF__QM_* */
+    uint8_t kind;               /* wf_queue_kind_t */
+    size_t max;                 /* capacity: 0 (RENDEZVOUS) or 1 .. WF_QUEUE_MAX_CAPACITY,
+                                   or WF_QUEUE_UNBOUNDED */
     wf_queue_cmp_fn cmp;
-    uint8_t mode; /* WF__QM_* */
-    uint8_t kind; /* wf_queue_kind_t */
-    /* The slow path: everything below is under the lock. */
+    wf__ring ring; /* RING */
+    /* The slow path (every operation of a LOCKED or RENDEZVOUS queue):
+     * everything here is under the lock. */
     WF_ALIGNED_CL wf__spinlock lock;
     uint8_t shut; /* 0, or 1 + wf_queue_shutdown_mode_t (the strongest so far) */
     uint32_t nwait;
@@ -94,9 +92,13 @@ struct wf_queue {
     size_t lhead; /* LOCKED FIFO: slot of the oldest item */
     size_t cap;   /* LOCKED: slots in buf */
     void *buf;    /* LOCKED */
-    uint64_t pseq; /* PRIORITY: next insertion number */
     uint64_t lput, done;
+    uint64_t pseq; /* PRIORITY: next insertion number */
     wf__link getters, putters, joiners;
+    /* RING: the producers' word and the consumers' word (ring.h), each on
+     * a line of its own so that the two sides do not share one. */
+    WF_ALIGNED_CL _Atomic uint64_t tail;
+    WF_ALIGNED_CL _Atomic uint64_t head;
 };
 
 /* wf_queue_create: bounded FIFO queues as RING (true) or LOCKED (queue.c). */
