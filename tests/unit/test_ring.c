@@ -291,9 +291,9 @@ static void test_storm(void **state)
 {
     static const size_t caps[] = {1, 2, 3, 8, 1000};
     for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
-        run_storm(caps[ci], 4, 4, SCALED(8000), ci);
-        run_storm(caps[ci], 3, 1, SCALED(8000), ci + 100); /* one consumer: FIFO per producer, exactly */
-        run_storm(caps[ci], 1, 3, SCALED(12000), ci + 200);
+        run_storm(caps[ci], 4, 4, SCALED(4000), ci);
+        run_storm(caps[ci], 3, 1, SCALED(4000), ci + 100); /* one consumer: FIFO per producer, exactly */
+        run_storm(caps[ci], 1, 3, SCALED(6000), ci + 200);
     }
 }
 
