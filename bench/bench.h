@@ -2,13 +2,16 @@
  *
  * Every benchmark verifies its own result (a wrong result exits non-zero)
  * and prints one line per figure, exactly:
- *     NAME weft METRIC VALUE UNIT [key=value,...]
+ *     NAME IMPL METRIC VALUE UNIT [key=value,...]
+ * IMPL is weft, except for the server benchmarks (bench_net.c), which
+ * measure a server process of any implementation (--impl weft|go|tokio).
  * Figures are the median of several timed repetitions after one warm-up,
  * because this machine is shared and noisy; the line says how many.
  */
 #ifndef WF_BENCH_H
 #define WF_BENCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,12 @@
 typedef struct bench_opts {
     unsigned workers; /* 0: one per CPU */
     unsigned reps;    /* timed repetitions */
+    /* Only for the server benchmarks (the bench_net table), whose
+     * default is one repetition: */
+    const char *impl;   /* weft, go or tokio: the line's IMPL; NULL: weft */
+    const char *server; /* the server to start; NULL: weft's example */
+    bool strace;        /* echo: count the server's system calls with strace instead */
+    bool perf;          /* echo: count them with perf's counters instead */
 } bench_opts;
 
 typedef struct bench_def {
@@ -46,12 +55,14 @@ long bench_rss_kib(void);
 unsigned bench_workers(const bench_opts *o);
 
 /* One table per subsystem (bench_core.c, bench_combinators.c,
- * bench_sync.c); weft-bench.c lists them all. */
+ * bench_sync.c, bench_net.c); weft-bench.c lists them all. */
 extern const bench_def bench_core[];
 extern const unsigned bench_core_n;
 extern const bench_def bench_combinators[];
 extern const unsigned bench_combinators_n;
 extern const bench_def bench_sync[];
 extern const unsigned bench_sync_n;
+extern const bench_def bench_net[];
+extern const unsigned bench_net_n;
 
 #endif

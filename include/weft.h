@@ -6,6 +6,8 @@
  *   time.h   the clock, sleep, deadlines, callback timers
  *   io.h     waiting for file descriptors through the poller
  *   net.h    sockets: TCP (IPv4, IPv6), UDP, Unix-domain
+ *   stream.h buffered streams (StreamReader/Writer), open_connection
+ *   server.h servers: a task per connection, graceful shutdown
  *   combinators.h  gather, wait, wait_for, as_completed, timeout scopes,
  *            shield, task groups, futures, cross-thread entry
  *   sync.h   locks, events, conditions, semaphores, barriers, queues,
@@ -21,6 +23,8 @@
 #include "weft/time.h"
 #include "weft/io.h"
 #include "weft/net.h"
+#include "weft/stream.h"
+#include "weft/server.h"
 #include "weft/combinators.h"
 #include "weft/sync.h"
 

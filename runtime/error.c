@@ -47,13 +47,15 @@ const char *wf_strerror(int err)
         return "busy: in use (held, waited on, driven by another task, armed or already entered), "
                "or an inner timeout scope is still open";
     case EBADF:
-        return "bad file descriptor: negative, not open or out of range, or forgotten or closed "
-               "(wf_fd_forget, wf_fd_close) while a task waited on it";
+        return "bad file descriptor: negative, not open or out of range, forgotten or closed "
+               "(wf_fd_forget, wf_fd_close) while a task waited on it, or a socket closed "
+               "(wf_sock_close) before or during the call";
     case EOPNOTSUPP:
         return "operation not supported (e.g. an fd epoll cannot wait on, such as a regular file)";
     case EOVERFLOW:
         return "count at its limit: a bounded semaphore released above its initial value, a "
-               "semaphore at its maximum, or too many handles to one task";
+               "semaphore at its maximum, or too many handles to one task or references to one "
+               "socket";
     case EXDEV:
         return "the object belongs to another weft runtime";
     case ESHUTDOWN:

@@ -55,7 +55,7 @@ bool wf__idle_stop_search(wf__idle *id)
     return searching_of(prev) == 1;
 }
 
-bool wf__idle_park(wf__idle *id, uint32_t index, bool searching)
+bool wf__idle_park(wf__idle *id, uint32_t index, bool searching, bool *all_parked)
 {
     wf__spin_lock(&id->lock);
     uint32_t dec = ONE_UNPARKED + (searching ? ONE_SEARCHING : 0);
@@ -69,6 +69,7 @@ bool wf__idle_park(wf__idle *id, uint32_t index, bool searching)
         wf__assert(searching_of(prev - dec) == 0, "no searcher is left once every worker parks");
     id->sleepers[id->nsleepers++] = index;
     wf__spin_unlock(&id->lock);
+    *all_parked = unparked_of(prev - dec) == 0;
     return searching && searching_of(prev) == 1;
 }
 
@@ -89,6 +90,26 @@ uint32_t wf__idle_should_wake(wf__idle *id)
     }
     wf__spin_unlock(&id->lock);
     return who;
+}
+
+uint32_t wf__idle_wake_many(wf__idle *id, uint32_t n, uint32_t *who)
+{
+    /* The pusher's half of the Dekker pair, as in wf__idle_should_wake. */
+    wf__fence();
+    uint32_t s = atomic_load_explicit(&id->state, memory_order_seq_cst);
+    if (searching_of(s) != 0 || unparked_of(s) >= id->nworkers)
+        return 0;
+    uint32_t k = 0;
+    wf__spin_lock(&id->lock);
+    s = atomic_load_explicit(&id->state, memory_order_relaxed);
+    if (searching_of(s) == 0) {
+        while (k < n && id->nsleepers)
+            who[k++] = id->sleepers[--id->nsleepers];
+        if (k)
+            atomic_fetch_add_explicit(&id->state, k * (ONE_UNPARKED + ONE_SEARCHING), memory_order_seq_cst);
+    }
+    wf__spin_unlock(&id->lock);
+    return k;
 }
 
 bool wf__idle_wake_index(wf__idle *id, uint32_t index)

@@ -52,13 +52,23 @@ bool wf__idle_start_search(wf__idle *id);
 bool wf__idle_stop_search(wf__idle *id);
 
 /* Register worker `index` as parked. `searching`: whether it was a searcher.
- * Returns true if it was the last searcher. */
-bool wf__idle_park(wf__idle *id, uint32_t index, bool searching);
+ * Returns true if it was the last searcher; *all_parked tells whether it
+ * was the last awake worker (every worker now counts as parked: the poller
+ * must watch the epoll, poller.h). */
+bool wf__idle_park(wf__idle *id, uint32_t index, bool searching, bool *all_parked);
 
 /* The caller made work stealable: which sleeper to wake, or UINT32_MAX for
  * none. The chosen worker is removed from the stack and counted as an awake
  * searcher before this returns. */
 uint32_t wf__idle_should_wake(wf__idle *id);
+
+/* A batch of `n` tasks went to the inject queue from outside the workers
+ * (the poller): take up to `n` sleepers off the stack at once, each counted
+ * awake and searching, into `who` (room for `n`). Returns how many. A burst
+ * of I/O wakes its workers in one go instead of one chained wake-up after
+ * another. Wakes nobody while somebody searches (that searcher takes the
+ * first task and chains to the next worker if there is more). */
+uint32_t wf__idle_wake_many(wf__idle *id, uint32_t n, uint32_t *who);
 
 /* Wake `index` specifically (a task pinned to it became runnable). Returns
  * true if it was parked and has been taken off the stack (counted awake, not

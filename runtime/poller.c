@@ -1,4 +1,5 @@
-/* poller.c - the epoll thread and the fd wait primitive (poller.h).
+/* poller.c - the poller thread (poller.h): timekeeping, the sysmon, and
+ * the watch over the epoll while every worker sleeps.
  *
  * The loop, each round:
  *   1. Fire due timers: its own wheel, parked workers' wheels, and the
@@ -6,18 +7,24 @@
  *      STUCK_NS (a worker stuck in a long fiber: the sysmon duty).
  *      Rescue a stuck worker's queue: one whose tick has not moved for
  *      STUCK_NS with tasks in its next slot or ring gets an idle worker
- *      woken to steal them.
+ *      woken to steal them. While workers are awake, harvest the epoll
+ *      without blocking (the sysmon's I/O duty: workers stuck in long
+ *      fibers do not harvest).
  *   2. Plan the next wake-up: the earliest deadline of those wheels, and
  *      at most WF__SYSMON_NS ahead while any worker is awake. Publish it in
  *      wake_at with an exchange: a kicker that lowered wake_at meanwhile
  *      also wrote the eventfd, so the sleep below returns at once.
- *   3. epoll_pwait2 until then (or the epoll_pwait fallback, poller.h);
- *      set wake_at to INT64_MAX while awake (any kick then writes the
- *      eventfd, and the next round recomputes).
- *   4. Turn each event into wake-ups, all in one batch to the inject queue.
+ *   3. If every worker is parked, arm the watch (the hub's epoll inside
+ *      ours, one shot; poller.h): the Dekker pair with the last worker to
+ *      park, which arms it too.
+ *   4. epoll_pwait2 on our epoll until then (or the epoll_pwait fallback,
+ *      poller.h); set wake_at to INT64_MAX while awake (any kick then
+ *      writes the eventfd, and the next round recomputes).
+ *   5. If the watch fired, harvest the hub and turn the events into
+ *      wake-ups, all in one batch to the inject queue (sched.c wakes the
+ *      sleeping workers it needs at once).
  */
 #include "poller.h"
-#include "mapping.h"
 #include "park.h"
 #include "runtime.h"
 #include "sanitizer.h"
@@ -35,11 +42,7 @@
 #include <weft/io.h>
 #include <weft/time.h>
 
-#define MAX_EVENTS 256
 #define STUCK_NS (1 * 1000 * 1000)
-
-/* node->data of a waiter woken because its fd was forgotten. */
-static char badf_mark;
 
 /* Set once any poller of this process found epoll_pwait2 missing (ENOSYS,
  * EPERM): later runtimes start on the fallback instead of failing the call
@@ -59,46 +62,52 @@ int wf__poller_init(wf__poller *p, wf__runtime *rt)
 {
     memset(p, 0, sizeof *p);
     p->rt = rt;
-    p->epfd = -1;
+    p->ctl_epfd = -1;
     p->evfd = -1;
     atomic_init(&p->stop, false);
     atomic_init(&p->wake_at, INT64_MAX);
+    atomic_init(&p->running, 0);
     atomic_init(&p->deep_sleep, false);
     atomic_init(&p->use_pwait2,
                 !pwait2_disabled_by_env() && !atomic_load_explicit(&pwait2_missing, memory_order_relaxed));
-    pthread_mutex_init(&p->fds_lock, NULL);
     wf__timers_init(&p->timers, rt, wf_now());
-    size_t len = sizeof(*p->fds) * WF__FD_MAX_CHUNKS;
-    void *m = wf__map_anon(len, PROT_READ | PROT_WRITE, MAP_NORESERVE);
-    if (m == MAP_FAILED)
-        return -ENOMEM;
-    p->fds = m;
-    p->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (p->epfd < 0)
+    int err = 0;
+    p->hub = wf__pollhub_new(&err);
+    if (!p->hub)
+        return err;
+    p->ctl_epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (p->ctl_epfd < 0)
         return -errno;
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->evfd < 0)
         return -errno;
+    /* Our epoll holds the eventfd (level-triggered: a kick stays visible
+     * until the poller drains it) and the hub's epoll, one shot (the
+     * watch, poller.h), armed from the start. */
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->evfd, &ev) < 0)
+    struct epoll_event hv = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &p->hub};
+    if (epoll_ctl(p->ctl_epfd, EPOLL_CTL_ADD, p->evfd, &ev) < 0 ||
+        epoll_ctl(p->ctl_epfd, EPOLL_CTL_ADD, p->hub->epfd, &hv) < 0)
         return -errno;
     return 0;
 }
 
 void wf__poller_destroy(wf__poller *p)
 {
-    if (p->fds) {
-        for (uint32_t c = 0; c < WF__FD_MAX_CHUNKS; c++)
-            free(atomic_load_explicit(&p->fds[c], memory_order_relaxed));
-        wf__unmap(p->fds, sizeof(*p->fds) * WF__FD_MAX_CHUNKS);
-        p->fds = NULL;
-    }
+    /* Closing the eventfd takes it out of the hub's epoll too. */
     if (p->evfd >= 0)
         close(p->evfd);
-    if (p->epfd >= 0)
-        close(p->epfd);
-    p->evfd = p->epfd = -1;
-    pthread_mutex_destroy(&p->fds_lock);
+    if (p->ctl_epfd >= 0)
+        close(p->ctl_epfd);
+    p->evfd = p->ctl_epfd = -1;
+    if (p->hub) {
+        /* Sockets still registered keep the hub (and its epoll) alive
+         * until they are closed (pollfd.h); they may move to another
+         * runtime (release: pairs with bind_hub's acquire). */
+        atomic_store_explicit(&p->hub->orphaned, true, memory_order_release);
+        wf__pollhub_unref(p->hub);
+        p->hub = NULL;
+    }
 }
 
 static void write_eventfd(wf__poller *p)
@@ -123,216 +132,35 @@ void wf__poller_kick_at(wf__poller *p, int64_t deadline)
     }
 }
 
-/* --- the fd table ------------------------------------------------------ */
-
-static wf__pollfd *get_pd(wf__poller *p, int fd, bool create)
-{
-    uint32_t c = (uint32_t)fd >> WF__FD_CHUNK_LOG2;
-    if (c >= WF__FD_MAX_CHUNKS)
-        return NULL;
-    /* acquire: pairs with the release that published the chunk. */
-    wf__pollfd *chunk = atomic_load_explicit(&p->fds[c], memory_order_acquire);
-    if (!chunk) {
-        if (!create)
-            return NULL;
-        pthread_mutex_lock(&p->fds_lock);
-        chunk = atomic_load_explicit(&p->fds[c], memory_order_relaxed);
-        if (!chunk) {
-            chunk = calloc(WF__FD_CHUNK, sizeof *chunk);
-            if (chunk) {
-                for (uint32_t i = 0; i < WF__FD_CHUNK; i++) {
-                    wf__spin_init(&chunk[i].lock);
-                    chunk[i].fd = (int)((c << WF__FD_CHUNK_LOG2) | i);
-                }
-                atomic_store_explicit(&p->fds[c], chunk, memory_order_release);
-            }
-        }
-        pthread_mutex_unlock(&p->fds_lock);
-        if (!chunk)
-            return NULL;
-    }
-    return &chunk[(uint32_t)fd & (WF__FD_CHUNK - 1)];
-}
-
-/* pd->lock held. Make sure the kernel's interest list holds `fd` (the open
- * file it names now) with pd as its data. Returns 0 or -errno.
- *
- * WHY EVERY PARK ASKS THE KERNEL. epoll keys a registration on the pair
- * (open file, fd number), and drops it by itself when the file's last
- * reference is closed. A caller may close() an fd it waited on without
- * wf_fd_forget(): the record here stays, and so does anything it believes,
- * but the kernel registration is gone; when a new file gets the same
- * number, nothing of ours says so. Keeping a "registered" flag and adding
- * only once would then park the next waiter on a registration that no
- * longer exists: a lost wake-up, forever with WF_FOREVER.
- *
- * So the path that is about to park (no edge recorded) always asks with
- * EPOLL_CTL_ADD, and only that path:
- *   - EEXIST: this very file is registered at this number; an
- *     edge-triggered registration needs no re-arming (each new readiness
- *     transition queues an event), so parking on it loses nothing. This is
- *     cheaper than EPOLL_CTL_MOD, which would also poll the file and may
- *     queue a spurious event.
- *   - success: the number names a file we had not registered (first wait,
- *     after wf_fd_forget(), or a closed-and-reused number). The kernel polls
- *     the file as it inserts it and queues an event if it is ready already,
- *     so readiness from before the registration is not lost either. Any
- *     ready bits left from the old file are only spurious "try again"s, and
- *     are cleared.
- *   - EPERM: the file cannot be polled (regular files, directories): that
- *     is -EOPNOTSUPP to the caller. EBADF: not open. Others (ENOMEM,
- *     ENOSPC: max_user_watches) are returned as they are.
- * The event an ADD queues is handled by the poller after we drop pd->lock
- * and finds the waiter installed (or sets the ready bit if the caller then
- * gives up), so holding the lock across the syscall is what makes it safe;
- * the poller may spin on it for the length of one epoll_ctl.
- *
- * Cost: one epoll_ctl (EEXIST: a lookup in the epoll's tree) per park,
- * beside the park itself, a poller event and a wake-up (docs/benchmarks.md,
- * fd_pingpong). The try-the-syscall-first path never gets here, nor does a
- * wait that finds an edge recorded.
- *
- * If the old file is still open elsewhere (dup'd, or held by a child), its
- * registration stays with pd as data: its events are spurious wake-ups for
- * the new fd until it is closed, which the try-first protocol absorbs. */
-static int ensure_registered(wf__poller *p, wf__pollfd *pd, int fd)
-{
-    /* The record travels to the poller thread through the kernel. */
-    wf__tsan_release(pd);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = pd};
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
-        pd->registered = true;
-        pd->ready = 0;
-        return 0;
-    }
-    int e = errno;
-    if (e == EEXIST) {
-        pd->registered = true;
-        return 0;
-    }
-    return e == EPERM ? -EOPNOTSUPP : -e;
-}
-
-int wf__poller_wait(wf__poller *p, wf__task *self, int fd, unsigned dir, int64_t deadline)
-{
-    if (fd < 0)
-        return -EBADF;
-    if (deadline < WF_FOREVER)
-        return -EINVAL;
-    wf__pollfd *pd = get_pd(p, fd, true);
-    if (!pd)
-        return fd >= (int)(WF__FD_CHUNK * WF__FD_MAX_CHUNKS) ? -EBADF : -ENOMEM;
-    unsigned d = dir == WF__POLL_READ ? 0 : 1;
-
-    wf__spin_lock(&pd->lock);
-    if (pd->ready & dir) {
-        /* An edge came while nobody waited: no syscall, no park. */
-        pd->ready &= (uint8_t)~dir;
-        wf__spin_unlock(&pd->lock);
-        return 0;
-    }
-    if (pd->waiter[d]) {
-        wf__spin_unlock(&pd->lock);
-        return -EBUSY;
-    }
-    int e = ensure_registered(p, pd, fd);
-    if (e) {
-        wf__spin_unlock(&pd->lock);
-        return e;
-    }
-    wf__waitnode node;
-    node.task = self;
-    node.data = NULL;
-    node.seq = wf__park_begin(self, 0);
-    pd->waiter[d] = &node;
-    wf__spin_unlock(&pd->lock);
-
-    unsigned r = wf__park_commit(self, node.seq, deadline);
-    if (r != WF__R_WOKEN) {
-        wf__spin_lock(&pd->lock);
-        if (pd->waiter[d] == &node)
-            pd->waiter[d] = NULL;
-        wf__spin_unlock(&pd->lock);
-        return wf__park_errno(r);
-    }
-    return node.data == &badf_mark ? -EBADF : 0;
-}
-
-/* pd->lock held. Wake direction d's waiter, or remember the edge. */
-static void wake_dir(wf__pollfd *pd, unsigned d, void *data, wf__batch *b)
-{
-    wf__waitnode *nd = pd->waiter[d];
-    if (nd) {
-        pd->waiter[d] = NULL;
-        nd->data = data; /* before the deciding CAS, which releases it */
-        wf__decision dec = wf__park_decide(nd->task, nd->seq, WF__R_WOKEN);
-        if (dec == WF__DECIDED_PARKED)
-            wf__batch_push(b, nd->task);
-        if (dec != WF__DECIDE_LOST)
-            return;
-    }
-    if (!data)
-        pd->ready |= (uint8_t)(1u << d);
-}
-
-int wf__poller_forget(wf__poller *p, int fd)
-{
-    if (fd < 0)
-        return -EBADF;
-    wf__pollfd *pd = get_pd(p, fd, false);
-    if (!pd)
-        return 0;
-    wf__batch b;
-    wf__batch_init(&b);
-    wf__spin_lock(&pd->lock);
-    if (pd->registered) {
-        /* Errors are expected when the fd is already closed (epoll dropped
-         * it then); nothing else can be done about them. */
-        (void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
-        pd->registered = false;
-    }
-    pd->ready = 0;
-    wake_dir(pd, 0, &badf_mark, &b);
-    wake_dir(pd, 1, &badf_mark, &b);
-    wf__spin_unlock(&pd->lock);
-    wf__ready_batch(p->rt, &b);
-    return 0;
-}
-
 /* --- the thread -------------------------------------------------------- */
 
-static void handle_event(wf__pollfd *pd, uint32_t ev, wf__batch *b)
-{
-    wf__tsan_acquire(pd);
-    wf__spin_lock(&pd->lock);
-    if (pd->registered) {
-        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-            wake_dir(pd, 0, NULL, b);
-        if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-            wake_dir(pd, 1, NULL, b);
-    }
-    wf__spin_unlock(&pd->lock);
-}
-
-/* Steps 1 and 2: fire what is due, return the next planned wake-up. */
-static int64_t keep_time(wf__poller *p, wf__batch *b)
+/* Steps 1 and 2: fire what is due, return the next planned wake-up;
+ * *any_awake tells whether some worker was seen awake. */
+static int64_t keep_time(wf__poller *p, wf__batch *b, bool *any_awake_out)
 {
     wf__runtime *rt = p->rt;
     int64_t now = wf_now();
     if (wf__timers_next(&p->timers) <= now)
         wf__timers_run(&p->timers, now, b);
     int64_t next = wf__timers_next(&p->timers);
-    bool any_awake = false, rescue = false;
-    /* seq_cst store before the seq_cst loads of `parked`: the poller's
-     * half of the Dekker pair with a worker leaving park() (sched.c). A
-     * worker that we read as parked and that wakes before we sleep sees
-     * deep_sleep set and kicks us. */
+    bool rescue = false;
+    /* seq_cst store before the seq_cst load of the idle word below: the
+     * poller's half of the Dekker pair with a worker leaving park()
+     * (sched.c). A worker counted parked there is woken by someone who
+     * counts it awake first (an RMW of the same word, seq_cst) and then
+     * signals it; it then loads deep_sleep (seq_cst), so either we see it
+     * counted awake and bound our sleep, or it sees deep_sleep and kicks
+     * us. The idle word, not the workers' own `parked` flags: a worker
+     * that has been woken but has not run yet still has `parked` set, and
+     * counting it asleep made the poller sleep deep just before that
+     * worker saw it and kicked it awake again (an eventfd write and a
+     * poller round per I/O burst). */
     atomic_store_explicit(&p->deep_sleep, true, memory_order_seq_cst);
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         wf__worker *w = &rt->workers[i];
-        /* seq_cst: see above; it also acquires the parking worker's wheel
-         * (its kick's CAS orders that before our look). */
-        bool parked = atomic_load_explicit(&w->parked, memory_order_seq_cst);
+        /* Whose timers are ours to fire. acquire: it acquires the parking
+         * worker's wheel (its kick's CAS orders that before our look). */
+        bool parked = atomic_load_explicit(&w->parked, memory_order_acquire);
         int64_t wn = wf__timers_next(&w->timers);
         if (parked) {
             if (wn <= now) {
@@ -343,7 +171,6 @@ static int64_t keep_time(wf__poller *p, wf__batch *b)
                 next = wn;
             continue;
         }
-        any_awake = true;
         if (wn <= now - STUCK_NS)
             wf__timers_run(&w->timers, now, b);
         /* A worker whose tick has not moved for STUCK_NS runs one long
@@ -359,6 +186,8 @@ static int64_t keep_time(wf__poller *p, wf__batch *b)
             rescue = true;
         }
     }
+    /* seq_cst: see above. */
+    bool any_awake = (atomic_load_explicit(&rt->idle.state, memory_order_seq_cst) >> WF__IDLE_UNPARK_SHIFT) != 0;
     if (any_awake)
         atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
     if (rescue)
@@ -372,19 +201,54 @@ static int64_t keep_time(wf__poller *p, wf__batch *b)
         next = own;
     if (any_awake && next > now + WF__SYSMON_NS)
         next = now + WF__SYSMON_NS;
+    *any_awake_out = any_awake;
     return next;
 }
 
-/* Step 3: wait for events for at most `d` ns (-1: forever). Returns the
+/* Arm the watch: the hub's epoll reports to ours once more. A system
+ * call, and a full barrier (the kernel's locks). If events are ready
+ * already, our epoll reports the watch at once. */
+static void arm_watch(wf__poller *p)
+{
+    struct epoll_event hv = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &p->hub};
+    if (epoll_ctl(p->ctl_epfd, EPOLL_CTL_MOD, p->hub->epfd, &hv) < 0)
+        wf__panic("poller: re-arming the watch on the runtime's own epoll failed: %s", strerror(errno));
+}
+
+void wf__poller_watch_io(wf__poller *p)
+{
+    /* Nothing registered: no event can come (a runtime that never waits on
+     * an fd pays nothing here). relaxed: the worker that registered the
+     * first fd is awake, and arms the watch when it parks last. */
+    if (!wf__pollhub_active(p->hub))
+        return;
+    arm_watch(p);
+}
+
+/* Step 3, the poller's half of the Dekker pair with the last worker to
+ * park (poller.h): the kernel's report consumed the one shot, so if every
+ * worker is parked now (seq_cst load, after the epoll calls of this round,
+ * which are full barriers), arm it again ourselves. A worker that parks
+ * last after this load arms it itself. */
+static void keep_watch(wf__poller *p)
+{
+    if (!wf__pollhub_active(p->hub))
+        return;
+    uint32_t s = atomic_load_explicit(&p->rt->idle.state, memory_order_seq_cst);
+    if ((s >> WF__IDLE_UNPARK_SHIFT) == 0)
+        arm_watch(p);
+}
+
+/* Step 4: wait for events for at most `d` ns (-1: forever). Returns the
  * number of events, or -1 when the caller should just go round again
  * (EINTR; epoll_pwait2 found missing, the fallback now in use). */
-static int poll_events(wf__poller *p, struct epoll_event *ev, int64_t d)
+static int poll_events(wf__poller *p, int epfd, struct epoll_event *ev, int64_t d)
 {
     /* relaxed: written before the thread starts (pthread_create orders
      * it) or by this thread itself. */
     if (atomic_load_explicit(&p->use_pwait2, memory_order_relaxed)) {
         struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
-        int n = epoll_pwait2(p->epfd, ev, MAX_EVENTS, d < 0 ? NULL : &ts, NULL);
+        int n = epoll_pwait2(epfd, ev, 2, d < 0 ? NULL : &ts, NULL);
         if (n >= 0 || errno == EINTR)
             return n;
         if (errno != ENOSYS && errno != EPERM)
@@ -403,10 +267,17 @@ static int poll_events(wf__poller *p, struct epoll_event *ev, int64_t d)
         int64_t m = d / 1000000 + (d % 1000000 != 0);
         ms = m > INT_MAX ? INT_MAX : (int)m;
     }
-    int n = epoll_pwait(p->epfd, ev, MAX_EVENTS, ms, NULL);
+    int n = epoll_pwait(epfd, ev, 2, ms, NULL);
     if (n < 0 && errno != EINTR)
         wf__panic("poller: epoll_pwait on the runtime's own epoll failed: %s", strerror(errno));
     return n;
+}
+
+static void drain_eventfd(wf__poller *p)
+{
+    uint64_t v;
+    while (read(p->evfd, &v, sizeof v) > 0) {
+    }
 }
 
 static void *poller_main(void *arg)
@@ -417,15 +288,28 @@ static void *poller_main(void *arg)
      * name in ps and debuggers. */
     (void)pthread_setname_np(pthread_self(), "wf-poller");
     wf__tls_set(rt, NULL);
-    struct epoll_event ev[MAX_EVENTS];
+    /* release: wf__poller_start returns once the thread is up (named). */
+    atomic_store_explicit(&p->running, 1, memory_order_release);
+    wf__futex_wake(&p->running, 1);
+    struct epoll_event ev[2];
+    bool watch_fired = false;
     for (;;) {
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             break;
         wf__batch b;
         wf__batch_init(&b);
-        int64_t next = keep_time(p, &b);
+        bool any_awake;
+        int64_t next = keep_time(p, &b, &any_awake);
+        /* The sysmon's I/O duty (step 1): events that workers busy in long
+         * fibers have not harvested wait at most one round. */
+        if (any_awake)
+            p->stats.events += wf__pollhub_harvest(p->hub, &b);
         wf__ready_batch(rt, &b);
 
+        if (watch_fired) {
+            keep_watch(p);
+            watch_fired = false;
+        }
         /* acq_rel: see step 2 in the header comment. */
         (void)atomic_exchange_explicit(&p->wake_at, next, memory_order_acq_rel);
         int64_t d = -1; /* forever */
@@ -434,23 +318,26 @@ static void *poller_main(void *arg)
             if (d < 0)
                 d = 0;
         }
-        int n = poll_events(p, ev, d);
+        int n = poll_events(p, p->ctl_epfd, ev, d);
         atomic_store_explicit(&p->wake_at, INT64_MAX, memory_order_release);
         /* relaxed: awake again, a waking worker need not kick us; the
          * next round's seq_cst store re-arms the pair. */
         atomic_store_explicit(&p->deep_sleep, false, memory_order_relaxed);
+        p->stats.rounds++;
         if (n < 0)
             continue; /* EINTR, or the fallback was just switched on */
+        /* Step 5: the eventfd (data.ptr NULL), the watch (&p->hub). */
         for (int i = 0; i < n; i++) {
-            if (!ev[i].data.ptr) {
-                uint64_t v;
-                while (read(p->evfd, &v, sizeof v) > 0) {
-                }
-                continue;
-            }
-            handle_event(ev[i].data.ptr, ev[i].events, &b);
+            if (!ev[i].data.ptr)
+                drain_eventfd(p);
+            else
+                watch_fired = true;
         }
-        wf__ready_batch(rt, &b);
+        if (watch_fired) {
+            p->stats.watches++;
+            p->stats.events += wf__pollhub_harvest(p->hub, &b);
+            wf__ready_batch(rt, &b);
+        }
     }
     wf__tls_set(NULL, NULL);
     return NULL;
@@ -462,6 +349,11 @@ int wf__poller_start(wf__poller *p)
     if (e)
         return -e;
     p->started = true;
+    /* Wait for it to be up: a runtime whose threads all carry their names
+     * once wf_run runs main (ps, gdb, test_threads). acquire: pairs with
+     * the thread's release. */
+    while (atomic_load_explicit(&p->running, memory_order_acquire) == 0)
+        wf__futex_wait(&p->running, 0, -1);
     return 0;
 }
 
@@ -482,7 +374,7 @@ static int wait_fd(int fd, unsigned dir, int64_t deadline)
     wf__task *self = wf__current();
     if (!self)
         return -EPERM;
-    return wf__poller_wait(&self->rt->poller, self, fd, dir, deadline);
+    return wf__pollhub_wait(self->rt->poller.hub, self, fd, dir, deadline);
 }
 
 int wf_wait_readable(int fd, int64_t deadline)
@@ -500,7 +392,7 @@ int wf_fd_forget(int fd)
     wf__runtime *rt = wf__tls_runtime();
     if (!rt)
         return -EPERM;
-    return wf__poller_forget(&rt->poller, fd);
+    return wf__pollhub_forget(rt->poller.hub, fd);
 }
 
 int wf__poller_uses_pwait2(void)

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -155,6 +156,33 @@ static void destroy(wf__runtime *rt)
     wf__handles_destroy(&rt->handles);
     wf__idle_destroy(&rt->idle);
     free(rt);
+}
+
+/* WF_STATS=1 in the environment (read at the end of wf_run): print the
+ * workers' and the poller's counters on stderr, once the threads have
+ * stopped (each counter is its owner's; the joins order them before us).
+ * How busy each worker was, how it found work, and how often the poller
+ * had to wake: the first look at a program that runs slower than it
+ * should. */
+static void print_stats(wf__runtime *rt)
+{
+    const char *v = getenv("WF_STATS");
+    if (!v || !*v || !strcmp(v, "0"))
+        return;
+    fprintf(stderr, "weft stats: %u workers\n", (unsigned)rt->nworkers);
+    for (uint32_t i = 0; i < rt->nworkers; i++) {
+        const wf__worker_stats *st = &rt->workers[i].stats;
+        fprintf(stderr,
+                "  wf-worker-%u: runs %llu, steals %llu, parks %llu, inject pops %llu, timer fires %llu, "
+                "epoll harvests %llu (%llu tasks)\n",
+                (unsigned)i, (unsigned long long)st->runs, (unsigned long long)st->steals,
+                (unsigned long long)st->parks, (unsigned long long)st->inject_pops,
+                (unsigned long long)st->timer_fires, (unsigned long long)st->harvests,
+                (unsigned long long)st->harvested);
+    }
+    const wf__poller_stats *ps = &rt->poller.stats;
+    fprintf(stderr, "  wf-poller: wake-ups %llu, of which by the epoll watch %llu; fd events dispatched %llu\n",
+            (unsigned long long)ps->rounds, (unsigned long long)ps->watches, (unsigned long long)ps->events);
 }
 
 static void stop_threads(wf__runtime *rt)
@@ -317,6 +345,7 @@ int wf_run(const wf_config_t *cfg_in, wf_fn main_fn, void *arg, int *status, voi
     }
     quiesce(rt);
     stop_threads(rt);
+    print_stats(rt);
 
     /* Step 13. */
     wf__task_unpin(rt->main_task);

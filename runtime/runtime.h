@@ -29,6 +29,7 @@ enum {
 /* Per-worker counters (owner writes, relaxed; read by dumps and benches). */
 typedef struct wf__worker_stats {
     uint64_t runs, steals, parks, inject_pops, timer_fires;
+    uint64_t harvests, harvested; /* epoll harvests that found tasks, and the tasks */
 } wf__worker_stats;
 
 typedef struct wf__worker {

@@ -36,6 +36,9 @@
  *   4. The ring; then the pinned inbox; then a batch from inject (a fair
  *      share: len / workers + 1, the rest into our ring).
  *   5. Due timers again (they may have readied something).
+ *   5b. Harvest the epoll without blocking (poller.h): tasks whose fds
+ *      became ready run here, the first at once, the rest from our ring.
+ *      (Step 2's fairness tick harvests too, queueing behind local work.)
  *   6. Search: become a searcher if fewer than half the awake workers are
  *      (idle.h), steal half of a random victim's ring, two passes, the
  *      victims' next slots only on the last pass; look at inject and at
@@ -92,6 +95,9 @@
 #define FAIRNESS_TICKS 61
 #define TIMER_TICKS 16
 #define STEAL_PASSES 2
+/* Tasks per worker woken at once for a batch from outside the workers
+ * (wf__ready_batch). */
+#define TASKS_PER_WAKE 8
 
 /* --- thread-locals ---------------------------------------------------- */
 
@@ -220,10 +226,25 @@ void wf__ready_batch(wf__runtime *rt, wf__batch *b)
         else
             wf__batch_push(&shared, t);
     }
-    if (shared.n)
-        wf__inject_push_batch(&rt->inject, &shared);
-    /* One notification: the woken searcher chains to the next (idle.h). */
-    wf__notify_work(rt);
+    if (!shared.n) {
+        /* One notification: the woken searcher chains to the next (idle.h). */
+        wf__notify_work(rt);
+        return;
+    }
+    unsigned n = shared.n;
+    wf__inject_push_batch(&rt->inject, &shared);
+    /* From outside the workers (the poller's batch of I/O wake-ups, timer
+     * callbacks, foreign threads): wake the sleepers the batch needs at
+     * once, one per TASKS_PER_WAKE tasks, rather than one chained futex
+     * wake-up after another (each woken searcher takes its fair share of
+     * the inject queue). A small batch wakes one worker: a worker woken
+     * for nothing costs a context switch each way, more than running a
+     * few short I/O tasks in a row. */
+    uint32_t who[16];
+    unsigned want = (n + TASKS_PER_WAKE - 1) / TASKS_PER_WAKE;
+    uint32_t k = wf__idle_wake_many(&rt->idle, want < 16 ? want : 16, who);
+    for (uint32_t i = 0; i < k; i++)
+        wf__worker_wake(&rt->workers[who[i]], WF__WAKE_SEARCH);
 }
 
 void wf__schedule_new(wf__runtime *rt, wf__task *t)
@@ -328,6 +349,43 @@ static wf__task *pop_shared(wf__worker *w, bool fair)
     return first;
 }
 
+/* Harvest the epoll without blocking (poller.h, "who turns I/O events
+ * into wake-ups"): the tasks it readies go to this worker's ring, which is
+ * where an idle worker wants them (no hop through the inject queue and a
+ * futex). Returns the first, to run now, or NULL. `keep`: on the
+ * fairness tick of a busy worker, queue everything behind the local work
+ * and return NULL. */
+static wf__task *harvest(wf__worker *w, bool keep)
+{
+    wf__runtime *rt = w->rt;
+    wf__batch b;
+    wf__batch_init(&b);
+    if (!wf__pollhub_harvest(rt->poller.hub, &b) || !b.n)
+        return NULL;
+    w->stats.harvests++;
+    w->stats.harvested += b.n;
+    wf__task *first = keep ? NULL : wf__batch_pop(&b), *t;
+    bool more = b.n != 0;
+    while ((t = wf__batch_pop(&b)) != NULL) {
+        atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
+        if (t->pin >= 0)
+            push_pinned(rt, t);
+        else
+            wf__push_local(w, t);
+    }
+    if (first)
+        atomic_store_explicit(&first->where, WF__WHERE_QUEUED, memory_order_relaxed);
+    if (first && first->pin >= 0) {
+        /* Pinned elsewhere: it cannot run here. */
+        push_pinned(rt, first);
+        first = NULL;
+    }
+    /* More than one: make the rest stealable by a sleeping peer. */
+    if (more)
+        wf__notify_work(rt);
+    return first;
+}
+
 static bool work_pending(wf__runtime *rt)
 {
     if (!wf__inject_maybe_empty(&rt->inject))
@@ -338,11 +396,22 @@ static bool work_pending(wf__runtime *rt)
     return false;
 }
 
+static bool work_pending(wf__runtime *rt);
+
 static void stop_searching(wf__worker *w)
 {
     w->searching = false;
-    if (wf__idle_stop_search(&w->rt->idle))
-        wf__notify_work(w->rt);
+    /* The last searcher to find work wakes one more, if there is more
+     * work to find (tokio's notify_if_work_pending): a burst spreads one
+     * wake-up at a time, and a lone task wakes nobody. Our RMW on the idle
+     * word (seq_cst) comes before the look at the queues; a pusher makes
+     * its work visible, fences, then reads the idle word: either it sees
+     * no searcher and wakes someone, or we see its work. */
+    if (wf__idle_stop_search(&w->rt->idle)) {
+        wf__fence();
+        if (work_pending(w->rt))
+            wf__notify_work(w->rt);
+    }
 }
 
 static wf__task *search(wf__worker *w)
@@ -387,11 +456,15 @@ static void park(wf__worker *w)
     /* Nobody can signal us before we are on the parked stack. */
     atomic_store_explicit(&w->futex, 0, memory_order_relaxed);
     atomic_store_explicit(&w->parked, true, memory_order_relaxed);
-    bool last = wf__idle_park(&rt->idle, w->index, was_searching);
+    bool all_parked;
+    bool last = wf__idle_park(&rt->idle, w->index, was_searching, &all_parked);
     /* The parker's full fence (see THE WAKE-UP PROTOCOL). */
     wf__fence();
     if (last && work_pending(rt))
         wf__notify_work(rt);
+    /* The last worker to sleep hands the epoll to the poller (poller.h). */
+    if (all_parked)
+        wf__poller_watch_io(&rt->poller);
     if (!wf__inject_maybe_empty(&w->pinned) && wf__idle_wake_index(&rt->idle, w->index))
         atomic_fetch_or_explicit(&w->futex, WF__WAKE_PLAIN, memory_order_relaxed);
     /* Our timers become the poller's job while we sleep. */
@@ -403,14 +476,15 @@ static void park(wf__worker *w)
     while (atomic_load_explicit(&w->futex, memory_order_acquire) == 0 &&
            !atomic_load_explicit(&rt->stopping, memory_order_acquire))
         wf__futex_wait(&w->futex, 0, -1);
-    /* seq_cst store, then seq_cst load: one half of a Dekker pair with
-     * the poller, which stores deep_sleep = true before it reads the
-     * parked flags (keep_time in poller.c). Either the poller sees us
-     * awake and bounds its sleep, or we see its deep sleep and kick it:
+    /* One half of a Dekker pair with the poller, which stores deep_sleep
+     * = true before it reads the idle word (keep_time in poller.c): whoever
+     * woke us counted us awake there first (a seq_cst RMW, which happens
+     * before this load through our futex word), so either the poller saw
+     * us awake and bounds its sleep, or we see its deep sleep and kick it:
      * the sysmon duty (our timers while we run a long fiber, a stuck next
-     * slot) resumes either way. The old check on the waker's side missed
-     * a poller that read `parked` before the wake and set deep_sleep
-     * after the waker looked. */
+     * slot) resumes either way. (A worker leaving for shutdown with nobody
+     * having woken it may kick for nothing: harmless.) `parked` says whose
+     * timers the poller fires. */
     atomic_store_explicit(&w->parked, false, memory_order_seq_cst);
     if (atomic_load_explicit(&rt->poller.deep_sleep, memory_order_seq_cst))
         wf__poller_kick_at(&rt->poller, 0);
@@ -453,14 +527,23 @@ static wf__task *find_task(wf__worker *w)
             w->timer_in = TIMER_TICKS;
             check_own_timers(w);
         }
-        if (fair && (t = pop_shared(w, true)) != NULL)
-            return t;
+        if (fair) {
+            /* A busy worker still looks at I/O every 61 ticks (tokio's
+             * event_interval): its readied tasks queue behind local work. */
+            harvest(w, true);
+            if ((t = pop_shared(w, true)) != NULL)
+                return t;
+        }
         if ((t = wf__pop_local(w)) != NULL)
             return t;
         if ((t = pop_shared(w, false)) != NULL)
             return t;
         if (check_own_timers(w))
             continue;
+        /* Out of local work: ready I/O before stealing, so a connection's
+         * fiber runs here, at once, instead of waiting for the poller. */
+        if ((t = harvest(w, false)) != NULL)
+            return t;
         if ((t = search(w)) != NULL)
             return t;
         if (atomic_load_explicit(&rt->stopping, memory_order_acquire))

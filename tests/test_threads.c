@@ -57,9 +57,9 @@ static int m_names(void *arg, void **res)
     unsigned workers = (unsigned)(uintptr_t)arg;
     CHECK_EQ(wf_workers(), (int)workers);
     /* Each thread names itself first thing. A task pinned to worker i has
-     * run once worker i's thread runs; a wait that only the poller can end
-     * (a fresh pipe's write end: the edge of its registration) has been
-     * through the poller's loop. After both, every name is set. */
+     * run once worker i's thread runs; the poller is named before wf_run
+     * starts the workers (poller.c, wf__poller_start). A wait on a fresh
+     * pipe's write end is through the poller's epoll. */
     for (unsigned i = 0; i < workers; i++) {
         wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
         o.worker = (int)i;

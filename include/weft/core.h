@@ -92,7 +92,16 @@ void wf_config_init(wf_config_t *cfg);
  *   another negative errno if a kernel object (epoll, eventfd) could not
  *   be made or the SIGSEGV handler could not be installed.
  * Blocks the calling thread until the program ends. Thread-safe: separate
- * threads may run separate runtimes. */
+ * threads may run separate runtimes.
+ *
+ * Runtime threads (workers, the poller) are created by the calling thread
+ * and inherit its signal mask: block a signal in that thread before
+ * wf_run() and no runtime thread takes it (a server then reads SIGTERM
+ * from a signalfd with wf_wait_readable(); examples/server_cli.h).
+ *
+ * Environment: WF_STATS=1 prints each worker's and the poller's counters
+ * on stderr when the runtime ends (tasks run, steals, parks, epoll
+ * harvests, poller wake-ups); WF_POLLER_NO_PWAIT2 (io.h). */
 int wf_run(const wf_config_t *cfg, wf_fn main_fn, void *arg, int *status, void **result);
 
 /** A description of an error code (exception messages). Every code a weft

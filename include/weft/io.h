@@ -35,6 +35,11 @@
  * cannot be waited on: -EOPNOTSUPP. Running such blocking calls off the
  * workers needs the blocking-work pool, which is planned.
  *
+ * Signals: runtime threads inherit the signal mask of the thread that
+ * calls wf_run(). Block SIGINT/SIGTERM there before wf_run() and read them
+ * from a signalfd with wf_wait_readable() (examples/server_cli.h), and no
+ * runtime thread takes their default action.
+ *
  * Environment: WF_POLLER_NO_PWAIT2=1, read when wf_run() starts, makes the
  * poller sleep in epoll_pwait() with millisecond timeouts (rounded up, so
  * timers are never early, up to 1 ms late) instead of epoll_pwait2(). The
@@ -65,7 +70,8 @@ extern "C" {
  *   -EPERM      the caller is not a fiber (a thread outside the runtime, a
  *               timer callback);
  *   -EBUSY      another task is already waiting for @p fd to be readable
- *               (one reader and one writer per fd at a time);
+ *               (one reader and one writer per fd at a time), or @p fd
+ *               belongs to a wf_sock_t (net.h: wait through the socket);
  *   -EINVAL     @p deadline is below WF_FOREVER;
  *   -ENOMEM, -ENOSPC  the fd table or the kernel's epoll watch limit
  *               (fs.epoll.max_user_watches) is exhausted.
@@ -79,7 +85,8 @@ int wf_wait_writable(int fd, int64_t deadline);
 
 /** Tell the runtime that @p fd is about to be closed by the caller: it is
  * removed from the poller, and tasks waiting on it wake with -EBADF.
- * @return 0; -EBADF if @p fd is negative; -EPERM outside a runtime thread.
+ * @return 0; -EBADF if @p fd is negative; -EPERM outside a runtime thread;
+ *   -EBUSY if @p fd belongs to a wf_sock_t (close the socket instead).
  * Never blocks. Calling it for an fd that was never waited on is harmless. */
 int wf_fd_forget(int fd);
 

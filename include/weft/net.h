@@ -27,6 +27,14 @@
  * bytes stay in the kernel's buffer for the next read); a write reports in
  * *written how much of the buffer went out before it stopped.
  *
+ * RUNTIMES. A socket can be made anywhere (before wf_run(), in any
+ * thread); its first wait binds it to the calling fiber's runtime. A wait
+ * from a fiber of another runtime while that one still runs is -EXDEV;
+ * once it has ended, the socket moves to the new one by itself. A socket
+ * kept open past wf_run() can still be closed after it (it keeps that
+ * runtime's epoll descriptor open until then). Its fd belongs to the
+ * socket: wf_wait_readable() on it and wf_fd_forget() of it are -EBUSY.
+ *
  * Host names: until the DNS of the blocking-work pool lands, a host is a
  * numeric IPv4 or IPv6 address ("127.0.0.1", "::1"); a name is
  * -EAFNOSUPPORT (see wf_addr_parse()).
@@ -89,7 +97,8 @@ int wf_addr_unix(wf_addr_t *out, const char *path);
  * Never blocks; any thread. */
 int wf_addr_format(const wf_addr_t *a, char *buf, size_t n);
 
-/** The port of an AF_INET or AF_INET6 address, or -EAFNOSUPPORT. */
+/** The port of an AF_INET or AF_INET6 address; -EAFNOSUPPORT for another
+ * family; -EINVAL for NULL. Never blocks. */
 int wf_addr_port(const wf_addr_t *a);
 
 /* --- making sockets ------------------------------------------------------- */
@@ -147,7 +156,10 @@ int wf_sock_connect(wf_sock_t *s, const wf_addr_t *a, int64_t deadline);
  *   in the backlog: back off and try again; the server of server.h does);
  *   -ENOBUFS, -ENOMEM; -EINVAL if @p l is not listening. A connection that
  *   the peer reset before it was accepted (ECONNABORTED) is skipped, not
- *   returned. Fiber only; parks while none is pending. */
+ *   returned. TCP connections come with TCP_NODELAY set, as in Go and
+ *   asyncio (a server's small replies are not held back by Nagle's
+ *   algorithm; wf_sock_set_nodelay() turns it off). Fiber only; parks while
+ *   none is pending. */
 int wf_sock_accept(wf_sock_t *l, wf_sock_t **out, wf_addr_t *peer, int64_t deadline);
 
 /* --- convenience: the asyncio / Go way ----------------------------------- */
@@ -250,12 +262,15 @@ int wf_sock_shutdown(wf_sock_t *s, int how);
 /* --- references and closing --------------------------------------------- */
 
 /** Take another reference to @p s (for another fiber or a data structure).
- * @return 0; -EINVAL for NULL; -EOVERFLOW past 2^30 references. Never
+ * @return 0; -EINVAL for NULL; -EOVERFLOW past 2^24 - 1 references. Never
  * blocks; any thread. Works on a closed socket too. */
 int wf_sock_ref(wf_sock_t *s);
 
 /** Give back a reference without closing. When the last one goes, the
- * socket is closed (if it was not) and freed.
+ * socket is closed (if it was not) and freed once no call is in progress
+ * on it (a call in progress keeps the record alive: see the top of this
+ * header). Using @p s after giving back one's last reference is a use
+ * after free, as with any handle.
  * @return 0; -EINVAL for NULL. Never blocks; any thread. */
 int wf_sock_release(wf_sock_t *s);
 

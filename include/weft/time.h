@@ -50,7 +50,13 @@ typedef struct wf_timer {
 
 /** A timer callback. It runs once, on a worker thread or on the poller
  * thread, outside any fiber: it must not block, but may spawn tasks, cancel
- * tasks, and start or cancel timers (including its own storage). */
+ * tasks, and start or cancel timers (including its own storage). It must
+ * also be short (microseconds): while it runs, the thread that fired it
+ * does nothing else. On a worker that delays that worker's tasks; on the
+ * poller (which fires the timers of sleeping workers) it delays the other
+ * timers that fall due and, while every worker sleeps, the readiness
+ * events the poller would hand them (a 10 ms callback is 10 ms of I/O
+ * latency then). Work that takes longer belongs in a task: spawn one. */
 typedef void (*wf_timer_fn)(void *arg);
 
 /** Arm @p tm to call @p fn(@p arg) at @p deadline (loop.call_at). A
