@@ -215,9 +215,10 @@ int wf_queue_join_until(wf_queue_t *q, int64_t deadline);
  * @param drop  immediate mode: called for each removed item (may be NULL:
  *              the items are then simply forgotten by the queue).
  * @return the number of items removed (0 for graceful); -EINVAL for NULL or
- * a bad mode; -ENOMEM (immediate mode with a @p drop, on a bounded FIFO
- * queue, when the list of the items to drop could not be allocated; nothing
- * was changed). Never blocks; any thread. */
+ * a bad mode; -ENOMEM (only in a build with the option queue_ring:
+ * immediate mode with a @p drop, on a bounded FIFO queue, when the list of
+ * the items to drop could not be allocated; nothing was changed). Never
+ * blocks; any thread. */
 int wf_queue_shutdown(wf_queue_t *q, wf_queue_shutdown_mode_t mode, wf_queue_drop_fn drop, void *arg);
 
 /** Whether the queue has been shut down: 1, 0, or -EINVAL. Any thread. */
