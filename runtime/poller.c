@@ -292,6 +292,7 @@ static void *poller_main(void *arg)
     wf__futex_wake(&p->running, 1);
     struct epoll_event ev[2];
     bool watch_fired = false;
+    bool idle_round = false; /* the last sleep ran out with nothing to do */
     for (;;) {
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             break;
@@ -300,8 +301,12 @@ static void *poller_main(void *arg)
         bool any_awake;
         int64_t next = keep_time(p, &b, &any_awake);
         /* The sysmon's I/O duty (step 1): events that workers busy in long
-         * fibers have not harvested wait at most one round. */
-        if (any_awake)
+         * fibers have not harvested wait at most one round. Only after a
+         * sleep that ran its whole course: a round woken by the watch or a
+         * kick has just handed work to a worker, which harvests, and a
+         * harvest here would only take its events from it (through the
+         * inject queue). */
+        if (any_awake && idle_round)
             p->stats.events += wf__pollhub_harvest(p->hub, &b);
         wf__ready_batch(rt, &b);
 
@@ -318,6 +323,7 @@ static void *poller_main(void *arg)
                 d = 0;
         }
         int n = poll_events(p, p->ctl_epfd, ev, d);
+        idle_round = n == 0;
         atomic_store_explicit(&p->wake_at, INT64_MAX, memory_order_release);
         /* relaxed: awake again, a waking worker need not kick us; the
          * next round's seq_cst store re-arms the pair. */
