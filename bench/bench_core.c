@@ -184,6 +184,94 @@ static int bench_skynet(const bench_opts *o)
     return 0;
 }
 
+/* --- skynet_chan: skynet with channels, the way Go, Tokio and Boost.Fiber
+ * users write it: every node sends its sum up to its parent through one
+ * channel per parent, children detached (nobody joins them). The first
+ * figure uses channels of capacity 1 (the one definition every peer can
+ * share: Tokio has no rendezvous channel); the second rendezvous channels
+ * (Go's make(chan int), atemerev/skynet's own Go version). -------------- */
+
+typedef struct {
+    wf_queue_t *up; /* the parent's channel */
+    long num, size;
+    bool rendezvous;
+} skc_arg;
+
+static int skc_node(void *arg, void **res)
+{
+    /* A copy: the parent's frame, where `arg` lives, ends once our sum is
+     * in (the parent waits for all ten before it returns). */
+    skc_arg a = *(skc_arg *)arg;
+    if (a.size == 1)
+        return wf_queue_put(a.up, (void *)(intptr_t)a.num);
+    wf_queue_t *ch;
+    int e = a.rendezvous ? wf_queue_create_rendezvous(&ch) : wf_queue_create(&ch, 1, WF_QUEUE_FIFO, NULL);
+    if (e)
+        return e;
+    long step = a.size / 10;
+    skc_arg kids[10];
+    for (long i = 0; i < 10; i++) {
+        kids[i] = (skc_arg){ch, a.num + i * step, step, a.rendezvous};
+        wf_task_t t;
+        if ((e = wf_spawn(&t, skc_node, &kids[i], NULL)) != 0)
+            return e; /* (a benchmark: the children already spawned are left) */
+        wf_detach(t);
+    }
+    long sum = 0;
+    for (int i = 0; i < 10; i++) {
+        void *v;
+        if ((e = wf_queue_get(ch, &v)) != 0)
+            return e;
+        sum += (long)(intptr_t)v;
+    }
+    /* Every child has handed over its sum; none touches ch again. */
+    if ((e = wf_queue_destroy(ch, NULL, NULL, NULL)) != 0)
+        return e;
+    return wf_queue_put(a.up, (void *)(intptr_t)sum);
+}
+
+typedef struct {
+    const bench_opts *o;
+    double v[101], v2[101];
+} skc_ctx;
+
+static int skynet_chan_main(void *arg, void **res)
+{
+    skc_ctx *c = arg;
+    for (int kind = 0; kind < 2; kind++) {
+        double *v = kind ? c->v2 : c->v;
+        for (unsigned r = 0; r <= c->o->reps; r++) {
+            wf_queue_t *up;
+            BENCH_CHECK((kind ? wf_queue_create_rendezvous(&up) : wf_queue_create(&up, 1, WF_QUEUE_FIFO, NULL)) == 0,
+                        "queue");
+            int64_t t0 = wf_now();
+            skc_arg a = {up, 0, 1000000, kind == 1};
+            wf_task_t root;
+            BENCH_CHECK(wf_spawn(&root, skc_node, &a, NULL) == 0, "spawn");
+            void *sum;
+            BENCH_CHECK(wf_queue_get(up, &sum) == 0, "root");
+            int64_t t1 = wf_now();
+            int st = -1;
+            BENCH_CHECK(wf_join(root, &st, NULL) == 0 && st == 0, "root: %s", wf_strerror(st));
+            BENCH_CHECK((long)(intptr_t)sum == 499999500000L, "sum %ld", (long)(intptr_t)sum);
+            BENCH_CHECK(wf_queue_destroy(up, NULL, NULL, NULL) == 0, "destroy");
+            if (r)
+                v[r - 1] = (double)(t1 - t0) / 1e6;
+        }
+    }
+    return 0;
+}
+
+static int bench_skynet_chan(const bench_opts *o)
+{
+    skc_ctx c = {.o = o};
+    bench_run(o, skynet_chan_main, &c);
+    bench_print("skynet_chan", "wall_ms", bench_median(c.v, o->reps), "ms", o, "leaves=1000000,channel=1");
+    bench_print("skynet_chan", "rendezvous_wall_ms", bench_median(c.v2, o->reps), "ms", o,
+                "leaves=1000000,channel=rendezvous");
+    return 0;
+}
+
 /* --- sleepers: 100,000 fibers sleeping 1 s at once ------------------------ */
 
 enum { SLEEPERS = 100 * 1000 };
@@ -445,6 +533,8 @@ const bench_def bench_core[] = {
     {"yield", "1,000 fibers each yielding 1,000 times", bench_yield},
     {"spawn", "spawn 1,000,000 empty tasks, then join them", bench_spawn},
     {"skynet", "skynet: 10-ary tree of tasks, 1,000,000 leaves", bench_skynet},
+    {"skynet_chan", "skynet with each sum sent up through a channel per parent (capacity 1; rendezvous)",
+     bench_skynet_chan},
     {"sleepers", "100,000 fibers sleeping 1 s at once", bench_sleepers},
     {"timers", "1,000,000 timers: armed, half cancelled, rest fired", bench_timers},
     {"fd_pingpong", "1 byte back and forth over a socketpair, waiting in the poller", bench_fd_pingpong},

@@ -167,6 +167,141 @@ static int bench_mpmc(const bench_opts *o)
     return 0;
 }
 
+/* --- placement: the same two workloads with their tasks pinned, to show
+ * what the scheduler's placement is worth: mpmc (as above, 1,000,000 items
+ * a run) with every task on worker 0, producers on 0 and consumers on 1,
+ * and two producers and two consumers on each; pingpong (200,000 round
+ * trips) with both tasks on worker 0, and with the peer on worker 1. Needs
+ * 2 workers or more. ---------------------------------------------------- */
+
+enum { PL_ITEMS = 1000000, PL_RT = 200000 };
+
+static int pl_mpmc(int mode)
+{
+    wf_queue_t *q;
+    BENCH_CHECK(wf_queue_create(&q, MP_CAP, WF_QUEUE_FIFO, NULL) == 0, "queue");
+    mp_arg pa[MP_P], ca[MP_C];
+    wf_task_t pt[MP_P], ct[MP_C];
+    memset(ca, 0, sizeof ca);
+    int64_t t0 = wf_now();
+    for (int i = 0; i < MP_C + MP_P; i++) {
+        bool prod = i >= MP_C;
+        int k = prod ? i - MP_C : i;
+        wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+        o.worker = mode == 0 ? 0 : mode == 1 ? (prod ? 0 : 1) : k % 2;
+        if (prod) {
+            pa[k].q = q;
+            pa[k].first = k * (PL_ITEMS / MP_P);
+            pa[k].n = PL_ITEMS / MP_P;
+            BENCH_CHECK(wf_spawn(&pt[k], mp_producer, &pa[k], &o) == 0, "spawn");
+        } else {
+            ca[k].q = q;
+            BENCH_CHECK(wf_spawn(&ct[k], mp_consumer, &ca[k], &o) == 0, "spawn");
+        }
+    }
+    for (int i = 0; i < MP_P; i++)
+        BENCH_CHECK(wf_join(pt[i], NULL, NULL) == 0, "producer");
+    wf_queue_shutdown(q, WF_QUEUE_SHUTDOWN_GRACEFUL, NULL, NULL);
+    long count = 0;
+    for (int i = 0; i < MP_C; i++) {
+        BENCH_CHECK(wf_join(ct[i], NULL, NULL) == 0, "consumer");
+        count += ca[i].count;
+    }
+    int64_t t1 = wf_now();
+    BENCH_CHECK(count == PL_ITEMS, "count %ld", count);
+    wf_queue_destroy(q, NULL, NULL, NULL);
+    return (int)(PL_ITEMS / ((double)(t1 - t0) / 1e9) / 1000); /* thousands/s */
+}
+
+typedef struct {
+    pp_pair p;
+    long n;
+} pl_pp;
+
+static int pl_peer(void *arg, void **res)
+{
+    pl_pp *a = arg;
+    for (long i = 0; i < a->n; i++) {
+        void *v;
+        if (wf_queue_get(a->p.ping, &v) || wf_queue_put(a->p.pong, v))
+            return -1;
+    }
+    return 0;
+}
+
+/* A pingpong whose two tasks are pinned to worker 0 and `peer_worker`. */
+static double pl_pingpong(int peer_worker)
+{
+    pl_pp a = {.n = PL_RT};
+    BENCH_CHECK(wf_queue_create(&a.p.ping, 1, WF_QUEUE_FIFO, NULL) == 0, "queue");
+    BENCH_CHECK(wf_queue_create(&a.p.pong, 1, WF_QUEUE_FIFO, NULL) == 0, "queue");
+    wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+    o.worker = peer_worker;
+    wf_task_t peer;
+    BENCH_CHECK(wf_spawn(&peer, pl_peer, &a, &o) == 0, "spawn");
+    int64_t t0 = wf_now();
+    for (long i = 0; i < PL_RT; i++) {
+        void *v;
+        BENCH_CHECK(wf_queue_put(a.p.ping, ITEM(i)) == 0 && wf_queue_get(a.p.pong, &v) == 0 && ID(v) == i, "rt");
+    }
+    int64_t t1 = wf_now();
+    BENCH_CHECK(wf_join(peer, NULL, NULL) == 0, "peer");
+    wf_queue_destroy(a.p.ping, NULL, NULL, NULL);
+    wf_queue_destroy(a.p.pong, NULL, NULL, NULL);
+    return (double)(t1 - t0) / PL_RT;
+}
+
+typedef struct {
+    const bench_opts *o;
+    double v[5][101];
+} pl_ctx;
+
+static int pl_pinned_main(void *arg, void **res)
+{
+    pl_ctx *c = arg;
+    for (unsigned r = 0; r <= c->o->reps; r++) {
+        double x[5];
+        for (int mode = 0; mode < 3; mode++)
+            x[mode] = pl_mpmc(mode) * 1000.0;
+        x[3] = pl_pingpong(0);
+        x[4] = pl_pingpong(1);
+        if (r)
+            for (int k = 0; k < 5; k++)
+                c->v[k][r - 1] = x[k];
+    }
+    return 0;
+}
+
+static int placement_main(void *arg, void **res)
+{
+    /* The measuring task itself is pinned to worker 0, like half of each
+     * workload. */
+    wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+    o.worker = 0;
+    wf_task_t t;
+    BENCH_CHECK(wf_spawn(&t, pl_pinned_main, arg, &o) == 0, "spawn");
+    int st = -1;
+    BENCH_CHECK(wf_join(t, &st, NULL) == 0 && st == 0, "placement");
+    return 0;
+}
+
+static int bench_placement(const bench_opts *o)
+{
+    if (bench_workers(o) < 2) {
+        fprintf(stderr, "weft-bench: placement needs 2 workers or more\n");
+        return 0;
+    }
+    pl_ctx c = {.o = o};
+    bench_run(o, placement_main, &c);
+    static const char *const metric[] = {"mpmc_one_worker_items_per_s", "mpmc_split_items_per_s",
+                                         "mpmc_mixed_items_per_s", "pingpong_one_worker_ns_per_roundtrip",
+                                         "pingpong_two_workers_ns_per_roundtrip"};
+    for (int k = 0; k < 5; k++)
+        bench_print("placement", metric[k], bench_median(c.v[k], o->reps), k < 3 ? "items/s" : "ns", o,
+                    k < 3 ? "producers=4,consumers=4,capacity=1024,items=1000000" : "roundtrips=200000");
+    return 0;
+}
+
 /* --- lock: 64 fibers contending for one lock; plus the same lock
  * uncontended, and an uncontended pthread_mutex, in the same run --------- */
 
@@ -304,6 +439,8 @@ const bench_def bench_sync[] = {
     {"pingpong", "a token between two fibers through two capacity-1 queues, 1,000,000 round trips",
      bench_pingpong},
     {"mpmc", "4 producers, 4 consumers, one queue of capacity 1024, 10,000,000 items", bench_mpmc},
+    {"placement", "mpmc and pingpong with their tasks pinned: on one worker, split, mixed (2+ workers)",
+     bench_placement},
     {"lock", "64 fibers contending for one lock; uncontended lock and pthread_mutex beside", bench_lock},
     {"generator", "10,000,000 values from a generator to its consumer", bench_generator},
 };

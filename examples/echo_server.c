@@ -34,35 +34,10 @@ static int echo(wf_stream_t *st, void *arg)
     }
 }
 
-static int main_task(void *arg, void **result)
+int main(int argc, char **argv)
 {
-    (void)result;
-    server_cli *cli = arg;
     wf_server_opts_t o;
     wf_server_opts_init(&o);
     o.shut_reads = true; /* on shutdown, idle connections end at once */
-    wf_server_t *srv;
-    int e = wf_start_server(&srv, cli->host, cli->port, echo, NULL, &o);
-    if (e) {
-        fprintf(stderr, "echo_server: %s:%u: %s\n", cli->host, (unsigned)cli->port, wf_strerror(e));
-        return e;
-    }
-    return server_serve_until_signal(srv, 4 * WF_NSEC_PER_SEC);
-}
-
-int main(int argc, char **argv)
-{
-    server_cli cli;
-    server_cli_init(&cli, argc, argv);
-    wf_config_t cfg;
-    wf_config_init(&cfg);
-    cfg.workers = cli.workers;
-    cfg.shutdown_on_signal = true; /* SIGINT/SIGTERM cancel main_task */
-    int status = 0;
-    int e = wf_run(&cfg, main_task, &cli, &status, NULL);
-    if (e) {
-        fprintf(stderr, "echo_server: wf_run: %s\n", wf_strerror(e));
-        return 1;
-    }
-    return status ? 1 : 0;
+    return server_main(argc, argv, "echo_server", echo, &o);
 }

@@ -349,37 +349,12 @@ static int handler(wf_stream_t *st, void *arg)
     return 0;
 }
 
-static int main_task(void *arg, void **result)
-{
-    (void)result;
-    server_cli *cli = arg;
-    wf_server_opts_t o;
-    wf_server_opts_init(&o);
-    o.stream.limit = MAX_HEAD;     /* the read buffer: the largest head */
-    o.stream.read_size = MAX_HEAD;
-    o.shut_reads = true; /* on shutdown, idle keep-alive connections end at once */
-    wf_server_t *srv;
-    int e = wf_start_server(&srv, cli->host, cli->port, handler, NULL, &o);
-    if (e) {
-        fprintf(stderr, "http_server: %s:%u: %s\n", cli->host, (unsigned)cli->port, wf_strerror(e));
-        return e;
-    }
-    return server_serve_until_signal(srv, 4 * WF_NSEC_PER_SEC);
-}
-
 int main(int argc, char **argv)
 {
-    server_cli cli;
-    server_cli_init(&cli, argc, argv);
-    wf_config_t cfg;
-    wf_config_init(&cfg);
-    cfg.workers = cli.workers;
-    cfg.shutdown_on_signal = true; /* SIGINT/SIGTERM cancel main_task */
-    int status = 0;
-    int e = wf_run(&cfg, main_task, &cli, &status, NULL);
-    if (e) {
-        fprintf(stderr, "http_server: wf_run: %s\n", wf_strerror(e));
-        return 1;
-    }
-    return status ? 1 : 0;
+    wf_server_opts_t o;
+    wf_server_opts_init(&o);
+    o.stream.limit = MAX_HEAD; /* the read buffer: the largest head */
+    o.stream.read_size = MAX_HEAD;
+    o.shut_reads = true; /* on shutdown, idle keep-alive connections end at once */
+    return server_main(argc, argv, "http_server", handler, &o);
 }

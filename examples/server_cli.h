@@ -90,4 +90,45 @@ static int server_serve_until_signal(wf_server_t *srv, int64_t grace_ns)
     return 0;
 }
 
+/* Everything a server's main() does around its handler: parse the command
+ * line, run a runtime of --workers workers with cfg.shutdown_on_signal,
+ * start the server with `opts` on --host:--port, serve until SIGINT or
+ * SIGTERM, shut down with a 4 s grace. Returns main()'s exit status. */
+typedef struct server_job {
+    server_cli cli;
+    const char *name;
+    wf_server_fn fn;
+    const wf_server_opts_t *opts;
+} server_job;
+
+static int server_main_task(void *arg, void **result)
+{
+    (void)result;
+    server_job *j = arg;
+    wf_server_t *srv;
+    int e = wf_start_server(&srv, j->cli.host, j->cli.port, j->fn, NULL, j->opts);
+    if (e) {
+        fprintf(stderr, "%s: %s:%u: %s\n", j->name, j->cli.host, (unsigned)j->cli.port, wf_strerror(e));
+        return e;
+    }
+    return server_serve_until_signal(srv, 4 * WF_NSEC_PER_SEC);
+}
+
+static int server_main(int argc, char **argv, const char *name, wf_server_fn fn, const wf_server_opts_t *opts)
+{
+    server_job j = {.name = name, .fn = fn, .opts = opts};
+    server_cli_init(&j.cli, argc, argv);
+    wf_config_t cfg;
+    wf_config_init(&cfg);
+    cfg.workers = j.cli.workers;
+    cfg.shutdown_on_signal = true; /* SIGINT/SIGTERM cancel the main task */
+    int status = 0;
+    int e = wf_run(&cfg, server_main_task, &j, &status, NULL);
+    if (e) {
+        fprintf(stderr, "%s: wf_run: %s\n", name, wf_strerror(e));
+        return 1;
+    }
+    return status ? 1 : 0;
+}
+
 #endif

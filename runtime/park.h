@@ -164,9 +164,12 @@ static inline wf__decision wf__park_decide(struct wf__task *t, uint64_t seq, uns
 unsigned wf__park_commit(struct wf__task *self, uint64_t seq, int64_t deadline);
 
 /* Step 3, handing the CPU to `target` instead of the scheduler. No
- * primitive uses it yet: it is the direct fiber-to-fiber hand-off kept for
- * the planned rendezvous channel, and test_park's hand-off ping-pong keeps
- * it exercised. `target` is
+ * primitive uses it: it was kept for the rendezvous channel, which turned
+ * out not to need it (runtime/sync/queue.c: a put or get there either
+ * completes without parking or parks with nobody to hand the CPU to; the
+ * partner it wakes lands in the next slot, and the direct switch of the
+ * next park runs it, one switch either way). test_park's hand-off
+ * ping-pong keeps it exercised. `target` is
  * a task whose wait the caller has just decided with WF__DECIDED_PARKED (so
  * the caller is the one that must make it runnable). If it can run on this
  * worker, the fiber switches straight to it (no run-queue trip: generators

@@ -20,9 +20,8 @@
  *   4. epoll_pwait2 on our epoll until then (or the epoll_pwait fallback,
  *      poller.h); set wake_at to INT64_MAX while awake (any kick then
  *      writes the eventfd, and the next round recomputes).
- *   5. If the watch fired, harvest the hub and turn the events into
- *      wake-ups, all in one batch to the inject queue (sched.c wakes the
- *      sleeping workers it needs at once).
+ *   5. If the watch fired, wake one sleeping worker: it harvests the hub
+ *      itself (sched.c, find_task) and wakes more if it finds more work.
  */
 #include "poller.h"
 #include "park.h"
@@ -293,6 +292,7 @@ static void *poller_main(void *arg)
     wf__futex_wake(&p->running, 1);
     struct epoll_event ev[2];
     bool watch_fired = false;
+    bool idle_round = false; /* the last sleep ran out with nothing to do */
     for (;;) {
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             break;
@@ -301,8 +301,12 @@ static void *poller_main(void *arg)
         bool any_awake;
         int64_t next = keep_time(p, &b, &any_awake);
         /* The sysmon's I/O duty (step 1): events that workers busy in long
-         * fibers have not harvested wait at most one round. */
-        if (any_awake)
+         * fibers have not harvested wait at most one round. Only after a
+         * sleep that ran its whole course: a round woken by the watch or a
+         * kick has just handed work to a worker, which harvests, and a
+         * harvest here would only take its events from it (through the
+         * inject queue). */
+        if (any_awake && idle_round)
             p->stats.events += wf__pollhub_harvest(p->hub, &b);
         wf__ready_batch(rt, &b);
 
@@ -319,6 +323,7 @@ static void *poller_main(void *arg)
                 d = 0;
         }
         int n = poll_events(p, p->ctl_epfd, ev, d);
+        idle_round = n == 0;
         atomic_store_explicit(&p->wake_at, INT64_MAX, memory_order_release);
         /* relaxed: awake again, a waking worker need not kick us; the
          * next round's seq_cst store re-arms the pair. */
@@ -334,9 +339,13 @@ static void *poller_main(void *arg)
                 watch_fired = true;
         }
         if (watch_fired) {
+            /* Events are ready and every worker sleeps: wake one, which
+             * harvests them itself (find_task) into its own ring and wakes
+             * more if it finds more than it can run at once. We make no
+             * epoll_wait and touch no fd record here: the hand-off is one
+             * futex wake-up. */
             p->stats.watches++;
-            p->stats.events += wf__pollhub_harvest(p->hub, &b);
-            wf__ready_batch(rt, &b);
+            wf__notify_work(rt);
         }
     }
     wf__tls_set(NULL, NULL);

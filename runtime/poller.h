@@ -14,8 +14,12 @@
  *     sleeps in a private epoll of its own that holds its eventfd and the
  *     hub's epoll as one more file, registered EPOLLONESHOT ("the watch").
  *     The first readiness event makes the hub's epoll readable, which
- *     wakes the poller once; it harvests the hub, turns what it gets into
- *     one batch for the inject queue, and wakes the workers it needs.
+ *     wakes the poller once; it wakes one sleeping worker (a futex), which
+ *     harvests the events itself into its own ring, as a worker out of
+ *     work always does, and wakes one more worker per 8 tasks it found.
+ *     The poller makes no epoll_wait on the hub and touches no fd record
+ *     here: the hand-off costs one futex wake-up, and the tasks start on
+ *     the worker that harvested them (no inject queue).
  *   - While workers are awake the watch is not armed, so readiness events
  *     do not wake the poller (nor does it steal them from the workers); it
  *     sleeps for its timers and sysmon only, and on each sysmon round (at

@@ -43,6 +43,7 @@ typedef struct wf__worker {
     fcontext_t sched_ctx; /* the scheduler's context while a fiber runs */
     unsigned action;      /* WF__ACT_*, set by the fiber before switching back */
     uint64_t tick;
+    int64_t harvest_at; /* when the fairness tick last harvested the epoll */
     unsigned fair_in, timer_in; /* ticks until the loop's periodic duties */
     unsigned next_streak;
     bool searching;

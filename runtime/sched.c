@@ -38,7 +38,8 @@
  *   5. Due timers again (they may have readied something).
  *   5b. Harvest the epoll without blocking (poller.h): tasks whose fds
  *      became ready run here, the first at once, the rest from our ring.
- *      (Step 2's fairness tick harvests too, queueing behind local work.)
+ *      (Step 2's fairness tick harvests too, queueing behind local work,
+ *      at most every 50 us.)
  *   6. Search: become a searcher if fewer than half the awake workers are
  *      (idle.h), steal half of a random victim's ring, two passes, the
  *      victims' next slots only on the last pass; look at inject and at
@@ -98,6 +99,10 @@
 /* Tasks per worker woken at once for a batch from outside the workers
  * (wf__ready_batch). */
 #define TASKS_PER_WAKE 8
+/* A busy worker's harvests on its fairness tick, at most one per this
+ * many ns (find_task): readiness waits at most that long behind CPU-bound
+ * local work (Go waits up to 10 ms, for its sysmon). */
+#define BUSY_HARVEST_NS (50 * 1000)
 
 /* --- thread-locals ---------------------------------------------------- */
 
@@ -349,6 +354,19 @@ static wf__task *pop_shared(wf__worker *w, bool fair)
     return first;
 }
 
+/* `n` more tasks became stealable at once (a harvest): wake one sleeping
+ * worker per TASKS_PER_WAKE of them, at once (a burst spreads over the
+ * workers without a chain of wake-ups one after the other), or none while
+ * somebody searches (it takes the first and chains). */
+static void notify_many(wf__runtime *rt, unsigned n)
+{
+    uint32_t who[16];
+    unsigned want = (n + TASKS_PER_WAKE - 1) / TASKS_PER_WAKE;
+    uint32_t k = wf__idle_wake_many(&rt->idle, want < 16 ? want : 16, who);
+    for (uint32_t i = 0; i < k; i++)
+        wf__worker_wake(&rt->workers[who[i]], WF__WAKE_SEARCH);
+}
+
 /* Harvest the epoll without blocking (poller.h, "who turns I/O events
  * into wake-ups"): the tasks it readies go to this worker's ring, which is
  * where an idle worker wants them (no hop through the inject queue and a
@@ -365,7 +383,7 @@ static wf__task *harvest(wf__worker *w, bool keep)
     w->stats.harvests++;
     w->stats.harvested += b.n;
     wf__task *first = keep ? NULL : wf__batch_pop(&b), *t;
-    bool more = b.n != 0;
+    unsigned more = b.n;
     while ((t = wf__batch_pop(&b)) != NULL) {
         atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
         if (t->pin >= 0)
@@ -382,7 +400,7 @@ static wf__task *harvest(wf__worker *w, bool keep)
     }
     /* More than one: make the rest stealable by a sleeping peer. */
     if (more)
-        wf__notify_work(rt);
+        notify_many(rt, more);
     return first;
 }
 
@@ -529,8 +547,18 @@ static wf__task *find_task(wf__worker *w)
         }
         if (fair) {
             /* A busy worker still looks at I/O every 61 ticks (tokio's
-             * event_interval): its readied tasks queue behind local work. */
-            harvest(w, true);
+             * event_interval), but not more often than every
+             * BUSY_HARVEST_NS: 61 yields take about 1.3 us, and an
+             * epoll_wait every 1.3 us would cost a CPU-bound program with
+             * one registered fd a fifth of its time. Its readied tasks
+             * queue behind local work. */
+            if (wf__pollhub_active(rt->poller.hub)) {
+                int64_t now = wf_now();
+                if (now - w->harvest_at >= BUSY_HARVEST_NS) {
+                    w->harvest_at = now;
+                    harvest(w, true);
+                }
+            }
             if ((t = pop_shared(w, true)) != NULL)
                 return t;
         }

@@ -1,7 +1,20 @@
 /* common.c - helpers shared by the test executables (common.h). */
 #include "common.h"
+#include "wf_config.h"
 
 #include <dirent.h>
+#if WF_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+bool on_valgrind(void)
+{
+#if WF_HAVE_VALGRIND
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    return false;
+#endif
+}
 
 _Atomic int check_failures;
 

@@ -77,6 +77,11 @@ static inline uint64_t test_rand(uint64_t *s)
     return *s = x;
 }
 
+/* Whether the test runs under valgrind (scripts/test valgrind). Some
+ * kernel behaviours are emulated there differently; the few tests that
+ * depend on one skip, or skip that check, and say which. */
+bool on_valgrind(void);
+
 /* Count entries in a /proc/self directory or lines in a /proc/self file. */
 long count_dir(const char *path);
 long count_lines(const char *path);

@@ -1,8 +1,26 @@
-/* weft/queue.h - queues (FIFO, LIFO, priority; bounded or not) and select.
+/* weft/queue.h - queues (FIFO, LIFO, priority; bounded or not), rendezvous
+ * channels, and select.
  *
  * A queue carries pointers (void *, NULL included); what they point to is
  * the program's business. It is asyncio.Queue / LifoQueue / PriorityQueue
- * with deadlines, plus Go's select over several queues.
+ * with deadlines, Go's channels (buffered and unbuffered), and Go's select
+ * over several of them.
+ *
+ * WHICH CALL IS WHICH. The capacity is never 0 by accident:
+ *   Go's make(chan T)          wf_queue_create_rendezvous(&q)
+ *   Go's make(chan T, n)       wf_queue_create(&q, n, WF_QUEUE_FIFO, NULL), n >= 1
+ *   asyncio.Queue(maxsize=n)   wf_queue_create(&q, n, WF_QUEUE_FIFO, NULL), n >= 1
+ *   asyncio.Queue(maxsize=0), asyncio.Queue()
+ *                              wf_queue_create(&q, WF_QUEUE_UNBOUNDED, WF_QUEUE_FIFO, NULL)
+ * wf_queue_create() refuses a capacity of 0 with -EINVAL, since Go and
+ * asyncio read 0 in opposite ways (Go: no buffer at all; asyncio: no bound).
+ * CHANGED (2026-12): capacity 0 used to mean unbounded; such calls now fail
+ * with -EINVAL instead of doing either silently. Pass WF_QUEUE_UNBOUNDED.
+ *
+ * A RENDEZVOUS CHANNEL holds nothing: a put completes only when a getter
+ * takes its item, handed over from the putting task to the getting one (Go's
+ * unbuffered channel). Every call below works on it; try_put succeeds only
+ * when a getter is waiting, try_get only when a putter is.
  *
  * OWNERSHIP OF ITEMS. An item belongs to the queue from the moment a put
  * succeeds until a get returns it. A put that fails did not enqueue (the
@@ -68,17 +86,35 @@ typedef enum wf_queue_shutdown_mode {
 /** The largest capacity of a bounded queue. */
 #define WF_QUEUE_MAX_CAPACITY ((size_t)1 << 32)
 
-/** Make a queue.
+/** The capacity of an unbounded queue, whose buffer grows as needed
+ * (asyncio's Queue(maxsize=0)). It equals LONG_MAX, which is also what
+ * wf_queue_capacity() answers for such a queue. */
+#define WF_QUEUE_UNBOUNDED ((size_t)-1 >> 1)
+
+/** Make a queue (asyncio.Queue / LifoQueue / PriorityQueue; Go's buffered
+ * channel is a FIFO queue).
  * @param out       receives the queue; required.
- * @param capacity  the most items it holds (1 .. WF_QUEUE_MAX_CAPACITY);
- *                  0 for an unbounded queue, whose buffer grows as needed
- *                  (asyncio's maxsize <= 0).
+ * @param capacity  the most items it holds (1 .. WF_QUEUE_MAX_CAPACITY),
+ *                  or WF_QUEUE_UNBOUNDED. Not 0 (-EINVAL): see WHICH CALL IS
+ *                  WHICH above.
  * @param kind      WF_QUEUE_FIFO, WF_QUEUE_LIFO or WF_QUEUE_PRIORITY.
  * @param cmp       the comparison: required for WF_QUEUE_PRIORITY, must be
  *                  NULL for the other kinds.
- * @return 0; -EINVAL for a bad argument; -ENOMEM. Never blocks (a bounded
- * queue allocates its whole buffer here); any thread. */
+ * @return 0; -EINVAL for a bad argument (capacity 0 included); -ENOMEM.
+ * Never blocks (a bounded queue allocates its whole buffer here); any
+ * thread. */
 int wf_queue_create(wf_queue_t **out, size_t capacity, wf_queue_kind_t kind, wf_queue_cmp_fn cmp);
+
+/** Make a rendezvous channel (Go's make(chan T)): a put waits until a
+ * getter takes its item, a get until a putter offers one, and the item goes
+ * straight from one to the other. Cancellation and deadlines lose nothing:
+ * a put that fails delivered nothing, a get that fails took nothing.
+ * wf_queue_size() is always 0, wf_queue_capacity() 0, wf_queue_full() 1
+ * unless a getter waits; task_done/join count the items handed over;
+ * shutdown fails every waiting put and get (there is nothing to drain).
+ * @return 0; -EINVAL for a NULL @p out; -ENOMEM. Never blocks; any
+ * thread. */
+int wf_queue_create_rendezvous(wf_queue_t **out);
 
 /** Free a queue. Items still in it are passed to @p drop (if not NULL) and
  * are otherwise forgotten.
@@ -90,7 +126,8 @@ int wf_queue_create(wf_queue_t **out, size_t capacity, wf_queue_kind_t kind, wf_
  * changed); -EINVAL for NULL. Never blocks; any thread. */
 int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg, size_t *dropped);
 
-/** Put @p item, waiting for room while the queue is full (Queue.put()).
+/** Put @p item, waiting for room while the queue is full (Queue.put()); on
+ * a rendezvous channel, waiting until a getter takes it.
  * If tasks wait in a get, the item goes straight to the first of them.
  * @return 0 when the item is in the queue (or handed to a getter);
  * -ESHUTDOWN if the queue is shut down (now, or while waiting);
@@ -105,8 +142,10 @@ int wf_queue_put(wf_queue_t *q, void *item);
  * enqueued), and -EINVAL for a negative deadline other than WF_FOREVER. */
 int wf_queue_put_until(wf_queue_t *q, void *item, int64_t deadline);
 
-/** Put @p item if there is room now (Queue.put_nowait()).
- * @return 0; -EAGAIN if a bounded queue is full (asyncio's QueueFull);
+/** Put @p item if there is room now (Queue.put_nowait()); on a rendezvous
+ * channel, if a getter is waiting now (Go's select with a default case).
+ * @return 0; -EAGAIN if a bounded queue is full (asyncio's QueueFull), or no
+ * getter waits on a rendezvous channel;
  * -ESHUTDOWN; -ENOMEM; -EINVAL. Never blocks; any thread, including threads
  * outside the runtime (a getter it wakes is scheduled on the runtime). */
 int wf_queue_try_put(wf_queue_t *q, void *item);
@@ -124,7 +163,8 @@ int wf_queue_get(wf_queue_t *q, void **item);
  * taken), and -EINVAL for a negative deadline other than WF_FOREVER. */
 int wf_queue_get_until(wf_queue_t *q, void **item, int64_t deadline);
 
-/** Take an item if one is there (Queue.get_nowait()).
+/** Take an item if one is there (Queue.get_nowait()); on a rendezvous
+ * channel, if a putter is waiting now.
  * @return 0; -EAGAIN if empty (asyncio's QueueEmpty); -ESHUTDOWN if shut
  * down and empty; -EINVAL (also for a NULL @p item). Never blocks; any
  * thread. */
@@ -134,15 +174,17 @@ int wf_queue_try_get(wf_queue_t *q, void **item);
  * for NULL. Any thread. */
 long wf_queue_size(wf_queue_t *q);
 
-/** The capacity given to wf_queue_create() (Queue.maxsize; 0: unbounded),
- * or -EINVAL. Any thread. */
+/** The capacity given to wf_queue_create() (Queue.maxsize; Go's cap()):
+ * WF_QUEUE_UNBOUNDED (as a long: LONG_MAX) for an unbounded queue, 0 for a
+ * rendezvous channel; or -EINVAL. Any thread. */
 long wf_queue_capacity(wf_queue_t *q);
 
 /** Whether the queue is empty (Queue.empty()): 1, 0, or -EINVAL. */
 int wf_queue_empty(wf_queue_t *q);
 
 /** Whether a bounded queue is full (Queue.full()): 1, 0 (always for an
- * unbounded queue), or -EINVAL. */
+ * unbounded queue), or -EINVAL. A rendezvous channel is full unless a
+ * getter waits (a put would wait). */
 int wf_queue_full(wf_queue_t *q);
 
 /** Mark one item taken by a get as fully processed (Queue.task_done()).
@@ -173,7 +215,10 @@ int wf_queue_join_until(wf_queue_t *q, int64_t deadline);
  * @param drop  immediate mode: called for each removed item (may be NULL:
  *              the items are then simply forgotten by the queue).
  * @return the number of items removed (0 for graceful); -EINVAL for NULL or
- * a bad mode. Never blocks; any thread. */
+ * a bad mode; -ENOMEM (only in a build with the option queue_ring:
+ * immediate mode with a @p drop, on a bounded FIFO queue, when the list of
+ * the items to drop could not be allocated; nothing was changed). Never
+ * blocks; any thread. */
 int wf_queue_shutdown(wf_queue_t *q, wf_queue_shutdown_mode_t mode, wf_queue_drop_fn drop, void *arg);
 
 /** Whether the queue has been shut down: 1, 0, or -EINVAL. Any thread. */

@@ -3,26 +3,15 @@
 #define WF_NET_TEST_H
 
 #include "common.h"
-#include "wf_config.h"
 
 #include <sys/resource.h>
 #include <weft/net.h>
-#if WF_HAVE_VALGRIND
-#include <valgrind/valgrind.h>
-#endif
 
-/* Under valgrind, a descriptor the kernel hands out above the process's
- * (emulated) limit is closed by valgrind itself and reported as EMFILE: an
- * accept then loses its connection, which the real kernel keeps in the
- * backlog. The tests of accept while out of descriptors skip there. */
-static inline bool on_valgrind(void)
-{
-#if WF_HAVE_VALGRIND
-    return RUNNING_ON_VALGRIND != 0;
-#else
-    return false;
-#endif
-}
+/* Under valgrind (on_valgrind(), common.h), a descriptor the kernel hands
+ * out above the process's (emulated) limit is closed by valgrind itself and
+ * reported as EMFILE: an accept then loses its connection, which the real
+ * kernel keeps in the backlog. The tests of accept while out of
+ * descriptors skip there. */
 
 /* Deadlines that only a lost wake-up could reach. */
 #define GENEROUS (30 * WF_NSEC_PER_SEC)

@@ -310,10 +310,15 @@ static int writes_main(void *arg, void **res)
     o.low_water = 8 * 1024;
     wf_stream_t *a, *b;
     stream_pair(&a, &b, true, &o);
-    /* A small kernel buffer, so that the queue and the flusher work. */
+    /* Small kernel buffers on both ends, so that the queue and the flusher
+     * work while the reader pauses; and enough bytes at every test scale
+     * (valgrind's included) to fill them. */
     int small = 16 * 1024;
     CHECK_EQ(setsockopt(wf_sock_fd(wf_stream_socket(a)), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    CHECK_EQ(setsockopt(wf_sock_fd(wf_stream_socket(b)), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
     size_t bytes = (size_t)SCALED(16 << 20);
+    if (bytes < (2u << 20))
+        bytes = 2u << 20;
     slow_job j = {.st = b, .bytes = bytes, .pause_every = 256 * 1024};
     wf_task_t t;
     CHECK_EQ(wf_spawn(&t, slow_reader, &j, NULL), 0);

@@ -368,6 +368,12 @@ static void test_modes(void **state)
 static int m_errors(void *arg, void **res)
 {
     wf_process_t *p = NULL;
+    /* valgrind 3.19 runs posix_spawn's vfork-like clone as a plain fork:
+     * the child's exec error cannot reach the parent through the shared
+     * memory glibc relies on, so the spawn "succeeds" and the child exits
+     * 127. The exec errors are checked everywhere else. */
+    if (on_valgrind())
+        goto bad_arguments;
     CHECK_EQ(wf_process_spawn(&p, "no-such-program-weft", NULL, NULL), -ENOENT);
     CHECK_EQ(wf_process_spawn(&p, "/no/such/program", NULL, NULL), -ENOENT);
     /* Not executable; executable but not a program. */
@@ -385,6 +391,7 @@ static int m_errors(void *arg, void **res)
     o.cwd = "/no/such/dir";
     CHECK_EQ(wf_process_spawn(&p, "/bin/true", NULL, &o), -ENOENT);
     CHECK(p == NULL);
+bad_arguments:
     /* Bad arguments. */
     CHECK_EQ(wf_process_spawn(NULL, "true", NULL, NULL), -EINVAL);
     CHECK_EQ(wf_process_spawn(&p, NULL, NULL, NULL), -EINVAL);

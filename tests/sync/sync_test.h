@@ -101,6 +101,20 @@ static inline int64_t random_deadline(uint64_t *rnd)
     }
 }
 
+/* runtime/sync/queue.c: whether bounded FIFO queues made from now on are
+ * lock-free rings (true) or locked buffers (the default of the build option
+ * queue_ring). The queue tests run all their cases against both. */
+extern bool wf__queue_use_ring;
+
+static inline int run_queue_groups(const struct CMUnitTest *tests, size_t n)
+{
+    wf__queue_use_ring = false;
+    int failed = _cmocka_run_group_tests("bounded FIFO: locked buffer", tests, n, NULL, NULL);
+    wf__queue_use_ring = true;
+    failed += _cmocka_run_group_tests("bounded FIFO: lock-free ring", tests, n, NULL, NULL);
+    return failed;
+}
+
 /* How many workers the stress tests run on: more than the machine's cores,
  * so fibers migrate and wake each other across threads. */
 #define STRESS_WORKERS 4

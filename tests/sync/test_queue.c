@@ -51,7 +51,7 @@ static int m_order(void *arg, void **res)
 
     /* Priority: smallest first by the comparison; equal ones (same tens)
      * in insertion order. */
-    CHECK_EQ(wf_queue_create(&q, 0, WF_QUEUE_PRIORITY, cmp_long), 0);
+    CHECK_EQ(wf_queue_create(&q, WF_QUEUE_UNBOUNDED, WF_QUEUE_PRIORITY, cmp_long), 0);
     long in[] = {52, 31, 90, 37, 11, 55, 30, 12, 91, 33, 58, 10};
     long out[] = {11, 12, 10, 31, 37, 30, 33, 52, 55, 58, 90, 91};
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
@@ -83,7 +83,7 @@ static int m_order(void *arg, void **res)
 
     /* Unbounded FIFO and LIFO grow from a wrapped ring without reordering. */
     for (int kind = 0; kind < 2; kind++) {
-        CHECK_EQ(wf_queue_create(&q, 0, kind ? WF_QUEUE_LIFO : WF_QUEUE_FIFO, NULL), 0);
+        CHECK_EQ(wf_queue_create(&q, WF_QUEUE_UNBOUNDED, kind ? WF_QUEUE_LIFO : WF_QUEUE_FIFO, NULL), 0);
         for (long i = 0; i < 10; i++)
             CHECK_EQ(wf_queue_put(q, ITEM(i)), 0);
         for (long i = 0; i < 7; i++)
@@ -91,7 +91,7 @@ static int m_order(void *arg, void **res)
         for (long i = 10; i < 5000; i++)
             CHECK_EQ(wf_queue_put(q, ITEM(i)), 0);
         CHECK_EQ(wf_queue_full(q), 0);
-        CHECK_EQ(wf_queue_capacity(q), 0);
+        CHECK(wf_queue_capacity(q) == WF_QUEUE_UNBOUNDED);
         long n = wf_queue_size(q);
         CHECK_EQ(n, 5000 - 7);
         if (!kind) {
@@ -125,6 +125,12 @@ static void test_errors(void **state)
     assert_int_equal(wf_queue_create(&q, 1, WF_QUEUE_PRIORITY, NULL), -EINVAL);
     assert_int_equal(wf_queue_create(&q, 1, WF_QUEUE_FIFO, cmp_long), -EINVAL);
     assert_int_equal(wf_queue_create(&q, WF_QUEUE_MAX_CAPACITY + 1, WF_QUEUE_FIFO, NULL), -EINVAL);
+    /* 0 reads as "no buffer" to Go users and "no bound" to asyncio users:
+     * refused (wf_queue_create_rendezvous / WF_QUEUE_UNBOUNDED say which). */
+    assert_int_equal(wf_queue_create(&q, 0, WF_QUEUE_FIFO, NULL), -EINVAL);
+    assert_int_equal(wf_queue_create(&q, 0, WF_QUEUE_LIFO, NULL), -EINVAL);
+    assert_int_equal(wf_queue_create(&q, WF_QUEUE_UNBOUNDED - 1, WF_QUEUE_FIFO, NULL), -EINVAL);
+    assert_int_equal(wf_queue_create_rendezvous(NULL), -EINVAL);
     assert_null(q);
     assert_int_equal(wf_queue_put(NULL, NULL), -EINVAL);
     assert_int_equal(wf_queue_get(NULL, &v), -EINVAL);
@@ -358,7 +364,7 @@ static int m_shutdown(void *arg, void **res)
     CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Graceful with getters waiting on an empty queue: all fail at once. */
-    CHECK_EQ(wf_queue_create(&q, 0, WF_QUEUE_FIFO, NULL), 0);
+    CHECK_EQ(wf_queue_create(&q, WF_QUEUE_UNBOUNDED, WF_QUEUE_FIFO, NULL), 0);
     wf_task_t g[4];
     spawn_n(g, 4, getter, q, 0);
     for (int i = 0; i < 4; i++)
@@ -400,7 +406,7 @@ static int m_shutdown(void *arg, void **res)
     CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Graceful, then immediate: the second removes what the first left. */
-    CHECK_EQ(wf_queue_create(&q, 0, WF_QUEUE_LIFO, NULL), 0);
+    CHECK_EQ(wf_queue_create(&q, WF_QUEUE_UNBOUNDED, WF_QUEUE_LIFO, NULL), 0);
     for (long i = 1; i <= 5; i++)
         CHECK_EQ(wf_queue_put(q, ITEM(i)), 0);
     CHECK_EQ(wf_queue_shutdown(q, WF_QUEUE_SHUTDOWN_GRACEFUL, NULL, NULL), 0);
@@ -413,7 +419,7 @@ static int m_shutdown(void *arg, void **res)
     CHECK_EQ(wf_queue_destroy(q, NULL, NULL, NULL), 0);
 
     /* Destroy hands what is left to its drop callback. */
-    CHECK_EQ(wf_queue_create(&q, 0, WF_QUEUE_FIFO, NULL), 0);
+    CHECK_EQ(wf_queue_create(&q, WF_QUEUE_UNBOUNDED, WF_QUEUE_FIFO, NULL), 0);
     for (long i = 1; i <= 40; i++)
         CHECK_EQ(wf_queue_put(q, ITEM(i)), 0);
     dropped = 0;
@@ -579,8 +585,8 @@ typedef struct {
 static int m_no_loss(void *arg, void **res)
 {
     static const nl_config configs[] = {
-        {1, WF_QUEUE_FIFO}, {4, WF_QUEUE_FIFO},     {0, WF_QUEUE_FIFO},
-        {3, WF_QUEUE_LIFO}, {2, WF_QUEUE_PRIORITY}, {0, WF_QUEUE_PRIORITY},
+        {1, WF_QUEUE_FIFO}, {4, WF_QUEUE_FIFO},     {WF_QUEUE_UNBOUNDED, WF_QUEUE_FIFO},
+        {3, WF_QUEUE_LIFO}, {2, WF_QUEUE_PRIORITY}, {WF_QUEUE_UNBOUNDED, WF_QUEUE_PRIORITY},
     };
     enum { P = 6, C = 6 };
     long iterations = WF_TEST_SANITIZED ? 2 : 4;
@@ -638,12 +644,186 @@ static void test_no_loss(void **state)
     run_main(2, m_no_loss, NULL);
 }
 
+/* --- stress: FIFO per producer, and shutdown in the middle of a storm ------------ */
+
+/* Many producers and consumers on every worker, on small bounded FIFO
+ * queues (the lock-free ring and its slow path, runtime/sync/ring.h), with
+ * random deadlines, try_ forms and cancellations. Each consumer must see
+ * each producer's items in increasing order (FIFO; a failed put is retried
+ * with the same item). Half the rounds end with an immediate shutdown
+ * while the producers are still putting: then every put that succeeded is
+ * either consumed or handed to the drop callback, exactly once, and every
+ * put that failed with -ESHUTDOWN is neither. */
+enum { FP = 8, FC = 8 };
+
+typedef struct {
+    wf_queue_t *q;
+    long per_producer;
+    _Atomic unsigned char *seen; /* [id]: times consumed or dropped */
+    _Atomic unsigned char *put;  /* [id]: 1 once its put succeeded */
+    _Atomic long put_ok, got, dropped, order_errors, shut_puts;
+    _Atomic int stop_at; /* immediate shutdown once this many are consumed (0: never) */
+} fifo_state;
+
+typedef struct {
+    fifo_state *s;
+    int idx;
+    uint64_t seed;
+} fifo_arg;
+
+static int fifo_producer(void *arg, void **res)
+{
+    fifo_arg *a = arg;
+    fifo_state *s = a->s;
+    uint64_t rnd = a->seed;
+    for (long k = 0; k < s->per_producer; k++) {
+        long id = a->idx * s->per_producer + k;
+        int e;
+        for (;;) {
+            e = test_rand(&rnd) % 4 == 0 ? wf_queue_try_put(s->q, ITEM(id))
+                                         : wf_queue_put_until(s->q, ITEM(id), random_deadline(&rnd));
+            if (e == 0 || e == -ESHUTDOWN)
+                break;
+            if (e != -ETIMEDOUT && e != -ECANCELED && e != -EAGAIN)
+                return e;
+            if (e == -ECANCELED)
+                wf_uncancel();
+        }
+        if (e == -ESHUTDOWN) {
+            atomic_fetch_add(&s->shut_puts, 1);
+            break;
+        }
+        atomic_store(&s->put[id], 1);
+        atomic_fetch_add(&s->put_ok, 1);
+    }
+    while (wf_uncancel() > 0)
+        ;
+    return 0;
+}
+
+static void fifo_drop(void *item, void *arg)
+{
+    fifo_state *s = arg;
+    atomic_fetch_add(&s->seen[ID(item)], 1);
+    atomic_fetch_add(&s->dropped, 1);
+}
+
+static int fifo_consumer(void *arg, void **res)
+{
+    fifo_arg *a = arg;
+    fifo_state *s = a->s;
+    uint64_t rnd = a->seed;
+    long total = (long)FP * s->per_producer;
+    long last[FP];
+    for (int i = 0; i < FP; i++)
+        last[i] = -1;
+    for (;;) {
+        void *v = ITEM(-1);
+        int e = test_rand(&rnd) % 4 == 0 ? wf_queue_try_get(s->q, &v)
+                                         : wf_queue_get_until(s->q, &v, random_deadline(&rnd));
+        if (e == -ESHUTDOWN)
+            break;
+        if (e) {
+            if (e != -ETIMEDOUT && e != -ECANCELED && e != -EAGAIN)
+                return e;
+            if (e == -ECANCELED)
+                wf_uncancel();
+            continue;
+        }
+        long id = ID(v);
+        if (id < 0 || id >= total)
+            return -100;
+        long p = id / s->per_producer, k = id % s->per_producer;
+        if (k <= last[p])
+            atomic_fetch_add(&s->order_errors, 1);
+        last[p] = k;
+        atomic_fetch_add(&s->seen[id], 1);
+        long got = atomic_fetch_add(&s->got, 1) + 1;
+        int stop_at = atomic_load(&s->stop_at);
+        if (stop_at && got == stop_at) {
+            int n = wf_queue_shutdown(s->q, WF_QUEUE_SHUTDOWN_IMMEDIATE, fifo_drop, s);
+            if (n < 0)
+                return n;
+        }
+    }
+    while (wf_uncancel() > 0)
+        ;
+    return 0;
+}
+
+static int m_fifo_storm(void *arg, void **res)
+{
+    static const size_t caps[] = {1, 2, 3, 7, 64};
+    long rounds = WF_TEST_SANITIZED ? 1 : 2;
+    for (long it = 0; it < rounds; it++) {
+        for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
+            for (int shut = 0; shut < 2; shut++) {
+                fifo_state s;
+                memset(&s, 0, sizeof s);
+                s.per_producer = SCALED(20000);
+                long total = FP * s.per_producer;
+                s.seen = calloc((size_t)total, 1);
+                s.put = calloc((size_t)total, 1);
+                if (shut)
+                    atomic_store(&s.stop_at, (int)(total / 3 + (long)ci * 17));
+                CHECK_EQ(wf_queue_create(&s.q, caps[ci], WF_QUEUE_FIFO, NULL), 0);
+                fifo_arg a[FP + FC];
+                wf_task_t t[FP + FC];
+                for (int i = 0; i < FP + FC; i++) {
+                    a[i].s = &s;
+                    a[i].idx = i < FP ? i : i - FP;
+                    a[i].seed = (uint64_t)(it * 1000 + ci * 10 + (size_t)shut * 5 + (size_t)i + 1) *
+                                0x9E3779B97F4A7C15ull;
+                }
+                spawn_n(t, FP, fifo_producer, a, sizeof a[0]);
+                spawn_n(t + FP, FC, fifo_consumer, a + FP, sizeof a[0]);
+                canceller_arg ca;
+                start_canceller(&ca, t, FP + FC, (uint64_t)(it * 31 + (long)ci));
+                join_n(t, FP);
+                if (!shut) {
+                    CHECK(wait_count(&s.got, total, LONG_NS));
+                    CHECK_EQ(wf_queue_shutdown(s.q, WF_QUEUE_SHUTDOWN_GRACEFUL, NULL, NULL), 0);
+                }
+                join_n(t + FP, FC);
+                stop_canceller(&ca);
+                CHECK_EQ(atomic_load(&s.order_errors), 0);
+                /* Every successful put came out exactly once (consumed or
+                 * dropped); no failed one did. */
+                long bad = 0;
+                for (long i = 0; i < total; i++)
+                    bad += atomic_load(&s.seen[i]) != atomic_load(&s.put[i]);
+                CHECK_EQ(bad, 0);
+                CHECK_EQ(atomic_load(&s.got) + atomic_load(&s.dropped), atomic_load(&s.put_ok));
+                if (!shut)
+                    CHECK_EQ(atomic_load(&s.put_ok), total);
+                CHECK_EQ(wf_queue_size(s.q), 0);
+                CHECK_EQ(wf_queue_put(s.q, ITEM(0)), -ESHUTDOWN);
+                CHECK_EQ(wf_queue_destroy(s.q, NULL, NULL, NULL), 0);
+                if (getenv("WF_TEST_VERBOSE"))
+                    fprintf(stderr,
+                            "queue fifo storm cap=%zu shut=%d: %ld put, %ld got, %ld dropped, %ld puts refused\n",
+                            caps[ci], shut, atomic_load(&s.put_ok), atomic_load(&s.got), atomic_load(&s.dropped),
+                            atomic_load(&s.shut_puts));
+                free((void *)s.seen);
+                free((void *)s.put);
+            }
+        }
+    }
+    return 0;
+}
+
+static void test_fifo_storm(void **state)
+{
+    run_main(STRESS_WORKERS, m_fifo_storm, NULL);
+    run_main(2, m_fifo_storm, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),   cmocka_unit_test(test_errors),   cmocka_unit_test(test_bounded),
         cmocka_unit_test(test_join),    cmocka_unit_test(test_shutdown), cmocka_unit_test(test_foreign),
-        cmocka_unit_test(test_no_loss),
+        cmocka_unit_test(test_no_loss), cmocka_unit_test(test_fifo_storm),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_queue_groups(tests, sizeof tests / sizeof tests[0]);
 }

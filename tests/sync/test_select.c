@@ -227,7 +227,7 @@ static int m_fairness(void *arg, void **res)
     wf_queue_t *q[K];
     long chosen[K] = {0};
     for (int i = 0; i < K; i++) {
-        CHECK_EQ(wf_queue_create(&q[i], 0, WF_QUEUE_FIFO, NULL), 0);
+        CHECK_EQ(wf_queue_create(&q[i], WF_QUEUE_UNBOUNDED, WF_QUEUE_FIFO, NULL), 0);
         for (long k = 0; k < ROUNDS; k++)
             CHECK_EQ(wf_queue_put(q[i], ITEM(k)), 0);
     }
@@ -412,5 +412,5 @@ int main(void)
         cmocka_unit_test(test_fairness),
         cmocka_unit_test(test_stress),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return run_queue_groups(tests, sizeof tests / sizeof tests[0]);
 }
