@@ -114,7 +114,9 @@ static int server_main_task(void *arg, void **result)
     return server_serve_until_signal(srv, 4 * WF_NSEC_PER_SEC);
 }
 
-static int server_main(int argc, char **argv, const char *name, wf_server_fn fn, const wf_server_opts_t *opts)
+/* Inline only so that a server with a main of its own (hash_server.c)
+ * may include this header without an unused-function warning. */
+static inline int server_main(int argc, char **argv, const char *name, wf_server_fn fn, const wf_server_opts_t *opts)
 {
     server_job j = {.name = name, .fn = fn, .opts = opts};
     server_cli_init(&j.cli, argc, argv);
