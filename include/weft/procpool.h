@@ -311,7 +311,9 @@ typedef enum wf_procpool_close_mode {
  * within milliseconds). */
 int wf_procpool_close(wf_procpool_t *p, wf_procpool_close_mode_t how, int64_t deadline);
 
-/** A snapshot of a pool, for monitoring and tests. */
+/** A snapshot of a pool, for monitoring and tests. A worker's end is
+ * counted (crashes, kills, recycled) once its watcher has reaped it, which
+ * may be a little after the call that stopped it has returned. */
 typedef struct wf_procpool_stats {
     unsigned workers;  /**< the pool's size */
     unsigned ready;    /**< workers started and ready (idle or busy) */
