@@ -48,9 +48,23 @@ struct wf_server {
 typedef struct conn {
     wf__link link;
     wf_server_t *srv;
+    /* The connection's stream; NULL (set under the server's lock) from the
+     * moment its task starts to close it, so shut_reads() never touches a
+     * stream, or a socket, that is being freed. */
     wf_stream_t *st;
     wf_task_t task;
 } conn;
+
+/* Take the connection's stream out of the list's reach before closing it
+ * (see conn.st). */
+static wf_stream_t *take_stream(conn *c)
+{
+    wf__spin_lock(&c->srv->lock);
+    wf_stream_t *st = c->st;
+    c->st = NULL;
+    wf__spin_unlock(&c->srv->lock);
+    return st;
+}
 
 void wf_server_opts_init(wf_server_opts_t *o)
 {
@@ -73,14 +87,15 @@ static int conn_main(void *arg, void **result)
     conn *c = arg;
     wf_server_t *srv = c->srv;
     int status = srv->fn(c->st, srv->arg);
+    wf_stream_t *st = take_stream(c);
     /* Flush and close, also after a cancellation (a cleanup scope holds it
      * off), but for close_timeout at most. */
     wf_timeout_t cs;
     if (wf_cleanup_enter_in(&cs, srv->o.close_timeout) == 0) {
-        (void)wf_stream_close(c->st, WF_FOREVER); /* the scope bounds it */
+        (void)wf_stream_close(st, WF_FOREVER); /* the scope bounds it */
         wf_timeout_leave(&cs);
     } else {
-        wf_stream_abort(c->st);
+        wf_stream_abort(st);
     }
     /* The last touches of the server: the slot first, then the list. Once
      * the lock is dropped, a shutdown may free the server. */
@@ -106,7 +121,7 @@ static void conn_dropped(void *arg)
 {
     conn *c = arg;
     wf_server_t *srv = c->srv;
-    wf_stream_abort(c->st);
+    wf_stream_abort(take_stream(c));
     if (srv->o.max_conns)
         wf_sem_release(&srv->slots);
     wf__batch b;
@@ -351,7 +366,13 @@ static void shut_reads(wf_server_t *srv)
         return; /* the deadline and the cancellation still end them */
     wf__spin_lock(&srv->lock);
     for (wf__link *l = srv->conns.next; l != &srv->conns && k < n; l = l->next) {
-        wf_sock_t *s = wf_stream_socket(wf__container_of(l, conn, link)->st);
+        wf_stream_t *st = wf__container_of(l, conn, link)->st;
+        if (!st)
+            continue; /* its task is closing it (conn.st) */
+        /* The stream, and the socket it holds, live while st is set:
+         * taking a reference under the lock keeps the socket for the
+         * shutdown(2) below. */
+        wf_sock_t *s = wf_stream_socket(st);
         if (wf_sock_ref(s) == 0)
             socks[k++] = s;
     }

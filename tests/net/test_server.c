@@ -454,6 +454,93 @@ static void test_shutdown_idle(void **state)
     shutdown_idle(true);
 }
 
+/* --- shutdown while handlers are closing ------------------------------------------ */
+
+/* Clients that each echo one message, wait for `go`, then either close
+ * (their handler closes its stream while the shutdown runs) or stay idle
+ * (the shutdown's shut_reads ends them). A shutdown that looked at a
+ * handler's stream as it was being freed corrupted the heap (a release on a
+ * freed socket record: found by the example servers' smoke test under
+ * load); ASan reports it here. */
+typedef struct {
+    uint16_t port;
+    wf_event_t *go, *ready;
+    _Atomic int *connected;
+    int n, idx;
+} closer_job;
+
+static int closer_client(void *arg, void **res)
+{
+    (void)res;
+    closer_job *j = arg;
+    wf_stream_t *st;
+    int e = wf_open_connection(&st, "127.0.0.1", j->port, DL());
+    if (e)
+        return e;
+    char b = 'x';
+    size_t got;
+    e = wf_stream_write(st, &b, 1);
+    if (!e)
+        e = wf_stream_read_exactly(st, &b, 1, &got, DL());
+    if (atomic_fetch_add(j->connected, 1) + 1 == j->n)
+        wf_event_set(j->ready);
+    if (!e)
+        e = wf_event_wait_until(j->go, DL());
+    if (!e && j->idx % 2) {
+        /* Idle: the server ends the connection. */
+        ssize_t r = wf_stream_read(st, &b, 1, DL());
+        if (r != 0)
+            e = r < 0 ? (int)r : -EPROTO;
+    }
+    wf_stream_abort(st);
+    return e;
+}
+
+static int closing_main(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    enum { N = 16 };
+    int rounds = SCALED(100) < 5 ? 5 : SCALED(100);
+    for (int r = 0; r < rounds; r++) {
+        wf_server_opts_t o;
+        wf_server_opts_init(&o);
+        o.shut_reads = true;
+        wf_server_t *srv;
+        CHECK_EQ(wf_start_server(&srv, "127.0.0.1", 0, echo_handler, NULL, &o), 0);
+        wf_event_t go, ready;
+        wf_event_init(&go);
+        wf_event_init(&ready);
+        _Atomic int connected = 0;
+        closer_job j[N];
+        wf_task_t t[N];
+        for (int i = 0; i < N; i++) {
+            j[i] = (closer_job){.port = server_port(srv), .go = &go, .ready = &ready,
+                                .connected = &connected, .n = N, .idx = i};
+            CHECK_EQ(wf_spawn(&t[i], closer_client, &j[i], NULL), 0);
+        }
+        CHECK_EQ(wf_event_wait_until(&ready, DL()), 0);
+        wf_event_set(&go);
+        if (r % 2)
+            wf_yield(); /* let some closers get going first */
+        CHECK_EQ(wf_server_shutdown(srv, DL()), 0);
+        for (int i = 0; i < N; i++) {
+            int st;
+            CHECK_EQ(wf_join(t[i], &st, NULL), 0);
+            CHECK_EQ(st, 0);
+        }
+        wf_event_destroy(&go);
+        wf_event_destroy(&ready);
+    }
+    return 0;
+}
+
+static void test_shutdown_closing(void **state)
+{
+    (void)state;
+    run_counted(4, closing_main, NULL);
+}
+
 /* --- the rest: Unix-domain servers, bad input, a handler shutting down -------- */
 
 static wf_server_t *self_srv;
@@ -526,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_accept_out_of_fds),
         cmocka_unit_test(test_shutdown_inflight),
         cmocka_unit_test(test_shutdown_idle),
+        cmocka_unit_test(test_shutdown_closing),
         cmocka_unit_test(test_misc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
