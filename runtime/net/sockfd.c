@@ -280,13 +280,20 @@ int wf_sock_release(wf_sock_t *s)
     if (!s)
         return -EINVAL;
     uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
-    /* The last reference closes a socket that was not closed (step 4). */
-    if (refs_of(w) == 1 && !(w & WF__SK_CLOSED))
-        (void)wf__sock_shut(s);
-    w = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
         if (wf__unlikely(refs_of(w) == 0))
             return -EINVAL; /* best effort: a release after the last one */
+        /* The last reference closes a socket that was not closed (step 4).
+         * Decided on the very word the CAS below replaces, not on an
+         * earlier load: two holders giving back the last two references at
+         * once each saw two, neither closed, and the second freed the
+         * record with its descriptor still open (a leaked fd). With one
+         * reference left we are its only holder, so the shut is ours. */
+        if (refs_of(w) == 1 && !(w & WF__SK_CLOSED)) {
+            (void)wf__sock_shut(s);
+            w = atomic_load_explicit(&s->state, memory_order_relaxed);
+            continue;
+        }
         uint64_t nw = w - WF__SK_REF_ONE;
         /* acq_rel: as in wf__sock_leave, for whoever frees. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &w, nw, memory_order_acq_rel,

@@ -776,6 +776,66 @@ static void test_close_race(void **state)
     run_counted(4, close_race_main, NULL);
 }
 
+/* --- references given back by two holders at once ------------------------- */
+
+/* Every socket of a batch has two holders (its creator's reference and one
+ * more), which two tasks on different workers give back at the same time,
+ * neither closing it first. The last reference must close the descriptor
+ * whichever task gives it back: the peer then reads end of file at once.
+ * (Each releaser once read "two references left" before the other's
+ * decrement, so neither closed: the descriptor leaked, never closed.) */
+enum { REL_N = 64 };
+
+typedef struct {
+    wf_sock_t **s;
+    wf_event_t *go;
+} rel_job;
+
+static int releaser(void *arg, void **res)
+{
+    (void)res;
+    rel_job *j = arg;
+    CHECK_EQ(wf_event_wait_until(j->go, DL()), 0);
+    for (int i = 0; i < REL_N; i++)
+        CHECK_EQ(wf_sock_release(j->s[i]), 0);
+    return 0;
+}
+
+static int release_race_main(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    for (int round = 0; round < SCALED(400); round++) {
+        wf_sock_t *a[REL_N], *b[REL_N];
+        for (int i = 0; i < REL_N; i++) {
+            CHECK_EQ(wf_socketpair(&a[i], &b[i], SOCK_STREAM), 0);
+            CHECK_EQ(wf_sock_ref(a[i]), 0);
+        }
+        wf_event_t go;
+        wf_event_init(&go);
+        rel_job j = {.s = a, .go = &go};
+        wf_task_t t[2];
+        for (int i = 0; i < 2; i++)
+            CHECK_EQ(wf_spawn(&t[i], releaser, &j, NULL), 0);
+        wf_event_set(&go);
+        for (int i = 0; i < 2; i++)
+            CHECK_EQ(wf_join(t[i], NULL, NULL), 0);
+        wf_event_destroy(&go);
+        for (int i = 0; i < REL_N; i++) {
+            char c;
+            CHECK_EQ(wf_sock_read(b[i], &c, 1, 0), 0); /* end of file: a[i] is closed */
+            CHECK_EQ(wf_sock_close(b[i]), 0);
+        }
+    }
+    return 0;
+}
+
+static void test_release_race(void **state)
+{
+    (void)state;
+    run_counted(4, release_race_main, NULL);
+}
+
 /* --- UDP and Unix-domain sockets ------------------------------------------- */
 
 static int udp_main(void *arg, void **res)
@@ -1103,6 +1163,7 @@ int main(void)
         cmocka_unit_test(test_turns),
         cmocka_unit_test(test_close_wakes_waiters),
         cmocka_unit_test(test_close_race),
+        cmocka_unit_test(test_release_race),
         cmocka_unit_test(test_udp),
         cmocka_unit_test(test_unix),
         cmocka_unit_test(test_accept_emfile),
