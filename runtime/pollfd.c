@@ -98,12 +98,19 @@ wf__pollfd *wf__pollhub_get(wf__pollhub *h, int fd, bool create)
     return &chunk[(uint32_t)fd & (WF__FD_CHUNK - 1)];
 }
 
+/* pd->lock held. A new registration takes the record's next generation
+ * (pd->gen); EEXIST leaves the registration there, and its generation. */
 static int epoll_add(wf__pollhub *h, wf__pollfd *pd, int fd)
 {
     /* The record travels to the dispatching thread through the kernel. */
     wf__tsan_release(pd);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = pd};
-    return epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+    uint32_t gen = pd->gen + 1 ? pd->gen + 1 : 1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = wf__pollfd_key(fd, gen)};
+    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        return -errno;
+    pd->gen = gen;
+    return 0;
 }
 
 /* pd->lock held. Make sure the kernel's interest list holds raw `fd` (the
@@ -346,17 +353,18 @@ int wf__pollhub_forget(wf__pollhub *h, int fd)
 
 unsigned wf__pollhub_dispatch(wf__pollhub *h, const struct epoll_event *ev, int n, wf__batch *b)
 {
-    (void)h;
     unsigned fds = 0;
     for (int i = 0; i < n; i++) {
-        wf__pollfd *pd = ev[i].data.ptr;
+        uint64_t key = ev[i].data.u64;
+        wf__pollfd *pd = wf__pollhub_get(h, (int)(uint32_t)key, false);
         if (!pd)
-            continue; /* the poller's eventfd: the poller drains it */
+            continue; /* not a record's (none is in this epoll) */
         fds++;
         uint32_t e = ev[i].events;
         wf__tsan_acquire(pd);
         wf__spin_lock(&pd->lock);
-        if (pd->registered) {
+        /* Of the current registration only (pollfd.h, `gen`). */
+        if (pd->registered && key == wf__pollfd_key(pd->fd, pd->gen)) {
             if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 pd->hup |= (e & (EPOLLHUP | EPOLLERR)) ? WF__POLL_READ | WF__POLL_WRITE : WF__POLL_READ;
             if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
