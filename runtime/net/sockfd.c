@@ -237,12 +237,21 @@ int wf__sock_shut(wf_sock_t *s)
                                                   memory_order_seq_cst, memory_order_relaxed))
             break;
     }
-    /* Step 2: calls parked on the fd, then tasks waiting for a turn. */
+    /* Step 2: calls parked on the fd, then tasks waiting for a turn. The
+     * hub is loaded, and a reference taken on it, under `lock`: a call
+     * that moves the socket to another runtime (migrate) replaces the hub
+     * under it too and drops its reference after it, which may free an
+     * ended runtime's hub that we would still be using. */
+    wf__spin_lock(&s->lock);
     wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_seq_cst);
+    if (h)
+        wf__pollhub_ref(h);
+    wf__spin_unlock(&s->lock);
     if (h) {
         wf__pollfd *pd = wf__pollhub_get(h, s->fd, false);
         if (pd)
             wf__pollfd_close_owned(h, pd);
+        wf__pollhub_unref(h);
     }
     wf__batch b;
     wf__batch_init(&b);
@@ -315,6 +324,57 @@ int wf_sock_close(wf_sock_t *s)
 
 /* --- the runtime's hub -------------------------------------------------- */
 
+/* `s` is bound to another runtime's hub: move it to `mine` if that
+ * runtime has ended (sockfd.h, THE RUNTIME), else -EXDEV. The move is made
+ * under `lock`, the old hub's reference dropped after it: the socket's
+ * other calls (its reader and its writer may both be moving it) and a
+ * close (wf__sock_shut) look at a bound hub under the lock only, taking a
+ * reference, so the move cannot free the hub of an ended runtime under
+ * them (the socket's reference was the last one that kept it). */
+static wf__pollhub *migrate(wf_sock_t *s, wf__pollhub *mine, int *err)
+{
+    wf__pollfd *pd = wf__pollhub_get(mine, s->fd, true); /* may allocate: not under the lock */
+    if (!pd) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    wf__spin_lock(&s->lock);
+    /* relaxed: a bound hub changes only under the lock. */
+    wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_relaxed);
+    if (h == mine) {
+        wf__spin_unlock(&s->lock);
+        return mine; /* the socket's other call moved it */
+    }
+    /* acquire: pairs with the release that set `orphaned` once that
+     * runtime's threads were gone. */
+    if (!atomic_load_explicit(&h->orphaned, memory_order_acquire)) {
+        wf__spin_unlock(&s->lock);
+        *err = -EXDEV;
+        return NULL;
+    }
+    /* Its epoll still holds the registration (the hub lives while we
+     * refer to it): take it out. */
+    wf__pollfd *old = wf__pollhub_get(h, s->fd, false);
+    if (old) {
+        wf__pollfd_close_owned(h, old);
+        wf__pollfd_release_owned(old);
+    }
+    /* Before the hub is published (the store releases it). */
+    atomic_store_explicit(&s->pd, pd, memory_order_relaxed);
+    wf__pollhub_ref(mine);
+    /* seq_cst: the binder's half of the Dekker pair with wf__sock_shut. */
+    atomic_store_explicit(&s->hub, mine, memory_order_seq_cst);
+    wf__spin_unlock(&s->lock);
+    wf__pollhub_unref(h);
+    /* As in bind_hub: a close before our store did not see this hub. */
+    if (atomic_load_explicit(&s->state, memory_order_seq_cst) & WF__SK_CLOSED) {
+        wf__pollfd_close_owned(mine, pd);
+        *err = -EBADF;
+        return NULL;
+    }
+    return mine;
+}
+
 /* Bind `s` to the calling task's runtime (sockfd.h, THE RUNTIME). */
 static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
 {
@@ -323,21 +383,8 @@ static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
     wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_acquire);
     if (wf__likely(h == mine))
         return h;
-    if (h) {
-        /* Bound to another runtime. acquire: pairs with the release that
-         * set `orphaned` once that runtime's threads were gone. */
-        if (!atomic_load_explicit(&h->orphaned, memory_order_acquire)) {
-            *err = -EXDEV;
-            return NULL;
-        }
-        /* That runtime has ended: move to ours. Its epoll still holds the
-         * registration (the hub lives while we refer to it): take it out. */
-        wf__pollfd *old = wf__pollhub_get(h, s->fd, false);
-        if (old) {
-            wf__pollfd_close_owned(h, old);
-            wf__pollfd_release_owned(old);
-        }
-    }
+    if (h)
+        return migrate(s, mine, err);
     wf__pollfd *pd = wf__pollhub_get(mine, s->fd, true);
     if (!pd) {
         *err = -ENOMEM;
@@ -351,15 +398,14 @@ static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
     if (!atomic_compare_exchange_strong_explicit(&s->hub, &expect, mine, memory_order_seq_cst,
                                                  memory_order_acquire)) {
         /* Another call of this socket (its reader or its writer) bound it
-         * first; it also made the check below. */
+         * first, or a runtime running beside ours did; the first also made
+         * the check below. */
         wf__pollhub_unref(mine);
         if (expect == mine)
             return mine;
         *err = -EXDEV;
         return NULL;
     }
-    if (h)
-        wf__pollhub_unref(h);
     /* A close that ran before our CAS did not see the hub, so it could not
      * mark the fd's record closing: do it for it, so that no call parks on
      * a closed socket (sockfd.h, CLOSING). */
@@ -369,6 +415,19 @@ static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
         return NULL;
     }
     return mine;
+}
+
+wf__pollfd *wf__sock_rev_record(wf_sock_t *s)
+{
+    wf__task *self = wf__current();
+    /* acquire: the record pointer was stored before the hub. */
+    wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_acquire);
+    /* Only the hub of the caller's runtime, which lives while it runs:
+     * another one is an ended runtime's, which the socket's other call
+     * may be moving it away from and freeing (migrate). */
+    if (!h || !self || h != self->rt->poller.hub)
+        return NULL;
+    return atomic_load_explicit(&s->pd, memory_order_relaxed);
 }
 
 int wf__sock_wait(wf_sock_t *s, unsigned dir, int64_t deadline)

@@ -1206,6 +1206,98 @@ static void test_outlive_runtime(void **state)
     assert_int_equal(open_fds(), before);
 }
 
+/* Sockets bound to an ended runtime move to the next one while their
+ * other calls and their close run beside the move. A move drops the old
+ * runtime's hub, and the last one frees it: a close or another call that
+ * looked at that hub meanwhile used freed memory (ASan). Each round: a
+ * runtime binds MV_N pairs, ends; the next one, on 4 workers, reads and
+ * writes every socket from two tasks and closes it from a third, all at
+ * once. */
+enum { MV_N = 16 };
+static wf_sock_t *mv[2 * MV_N];
+
+static int mv_bind(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    char c;
+    for (int i = 0; i < MV_N; i++) {
+        CHECK_EQ(wf_socketpair(&mv[2 * i], &mv[2 * i + 1], SOCK_STREAM), 0);
+        for (int k = 0; k < 2; k++)
+            CHECK_EQ(wf_sock_read(mv[2 * i + k], &c, 1, 0), -ETIMEDOUT); /* bound here */
+        /* A full kernel buffer: the next runtime's write to it waits too
+         * (and moves it), beside its read. */
+        static char junk[64 * 1024];
+        int e;
+        while ((e = wf_sock_write(mv[2 * i], junk, sizeof junk, NULL, 0)) == 0)
+            ;
+        CHECK_EQ(e, -ETIMEDOUT);
+    }
+    return 0;
+}
+
+typedef struct {
+    wf_sock_t *s;
+    wf_event_t *go;
+    int what; /* 0 read, 1 write, 2 close */
+} mv_job;
+
+static int mv_call(void *arg, void **res)
+{
+    (void)res;
+    mv_job *j = arg;
+    CHECK_EQ(wf_event_wait_until(j->go, DL()), 0);
+    char c = 'm';
+    int e;
+    if (j->what == 0) {
+        e = (int)wf_sock_read(j->s, &c, 1, 0); /* a wait, 0: it moves, or finds it moved */
+        if (!(e == -ETIMEDOUT || e == -EBADF || e == 1 || e == 0 || e == -ECONNRESET))
+            CHECK_EQ(e, 0);
+    } else if (j->what == 1) {
+        e = wf_sock_write(j->s, &c, 1, NULL, 0);
+        CHECK(e == 0 || e == -ETIMEDOUT || e == -EBADF || e == -EPIPE || e == -ECONNRESET);
+    } else {
+        CHECK_EQ(wf_sock_close(j->s), 0);
+        return 0;
+    }
+    CHECK_EQ(wf_sock_release(j->s), 0);
+    return 0;
+}
+
+static int mv_race(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    wf_event_t go;
+    wf_event_init(&go);
+    mv_job j[2 * MV_N][3];
+    wf_task_t t[2 * MV_N][3];
+    for (int i = 0; i < 2 * MV_N; i++)
+        for (int k = 0; k < 3; k++) {
+            if (k < 2)
+                CHECK_EQ(wf_sock_ref(mv[i]), 0); /* the call's, given back by it */
+            j[i][k] = (mv_job){.s = mv[i], .go = &go, .what = k};
+            CHECK_EQ(wf_spawn(&t[i][k], mv_call, &j[i][k], NULL), 0);
+        }
+    wf_event_set(&go);
+    for (int i = 0; i < 2 * MV_N; i++)
+        for (int k = 0; k < 3; k++)
+            CHECK_EQ(wf_join(t[i][k], NULL, NULL), 0);
+    wf_event_destroy(&go);
+    return 0;
+}
+
+static void test_move_race(void **state)
+{
+    (void)state;
+    long before = open_fds();
+    for (int round = 0; round < SCALED(60); round++) {
+        run_main(1, mv_bind, NULL);
+        run_main(4, mv_race, NULL);
+        assert_int_equal(open_fds(), before);
+    }
+}
+
 int main(void)
 {
     /* A write to a gone peer must never raise SIGPIPE; keep its default
@@ -1229,6 +1321,7 @@ int main(void)
         cmocka_unit_test(test_accept_emfile),
         cmocka_unit_test(test_storm),
         cmocka_unit_test(test_outlive_runtime),
+        cmocka_unit_test(test_move_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
