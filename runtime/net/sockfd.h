@@ -103,13 +103,13 @@ struct wf_sock {
     struct wf__pollfd *rev_pd;
     uint32_t rev_seen;
     /* The epoll hub of the runtime this socket is bound to (NULL until its
-     * first wait). Set the first time by CAS, with release; moved to
-     * another runtime's only under `lock` (sockfd.c, migrate), and looked
-     * at under `lock` by whoever may meet an ended runtime's (a close);
-     * read with acquire. */
+     * first wait). Set (bound, or moved to another runtime's) only under
+     * `lock` (sockfd.c, bind_slow), with release; looked at under `lock`
+     * by whoever may meet an ended runtime's (a close); read with
+     * acquire. */
     _Atomic(wf__pollhub *) hub;
-    /* This fd's record in `hub` (set with it; every binder stores the same
-     * value, relaxed: read only by calls that saw `hub` with acquire). */
+    /* This fd's record in `hub` (stored before it, under `lock`, relaxed:
+     * read only by calls that saw `hub` with acquire). */
     _Atomic(wf__pollfd *) pd;
     /* Turn waiters (step "TURNS" above). */
     wf__spinlock lock;
