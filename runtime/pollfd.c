@@ -113,6 +113,16 @@ static int epoll_add(wf__pollhub *h, wf__pollfd *pd, int fd)
     return 0;
 }
 
+/* pd->lock held. Point the registration of `fd` at the record's current
+ * generation (errors: it keeps the one it had). */
+static int epoll_mod(wf__pollhub *h, wf__pollfd *pd, int fd)
+{
+    wf__tsan_release(pd);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = wf__pollfd_key(fd, pd->gen)};
+    return epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : -errno;
+}
+
 /* pd->lock held. Make sure the kernel's interest list holds raw `fd` (the
  * open file it names now) with pd as its data. Returns 0 or -errno.
  *
@@ -265,6 +275,13 @@ int wf__pollfd_wait_owned(wf__pollhub *h, wf__pollfd *pd, wf__task *self, unsign
         }
         if (e == 0)
             pd->ready = pd->hup = 0; /* the kernel reports what is ready now */
+        /* A raw registration may carry an older generation (its number
+         * was given to another file meanwhile, this one being kept open
+         * elsewhere, and back): make its events ours, or its hang-ups
+         * would be dropped (pollfd.h, `gen`). The kernel then reports
+         * what is ready now. */
+        if (e == -EEXIST)
+            (void)epoll_mod(h, pd, pd->fd);
         if (!pd->registered)
             atomic_fetch_add_explicit(&h->nfds, 1, memory_order_relaxed);
         pd->registered = true;
@@ -363,9 +380,9 @@ unsigned wf__pollhub_dispatch(wf__pollhub *h, const struct epoll_event *ev, int 
         uint32_t e = ev[i].events;
         wf__tsan_acquire(pd);
         wf__spin_lock(&pd->lock);
-        /* Of the current registration only (pollfd.h, `gen`). */
-        if (pd->registered && key == wf__pollfd_key(pd->fd, pd->gen)) {
-            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        if (pd->registered) {
+            /* Hang-ups of the current registration only (pollfd.h, `gen`). */
+            if ((e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && key == wf__pollfd_key(pd->fd, pd->gen))
                 pd->hup |= (e & (EPOLLHUP | EPOLLERR)) ? WF__POLL_READ | WF__POLL_WRITE : WF__POLL_READ;
             if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 /* relaxed: under the lock; see `rev`. */

@@ -79,10 +79,14 @@ typedef struct wf__pollfd {
      * registration's events carry it with the fd (wf__pollfd_key). A
      * worker may take an event from the epoll, then dispatch it after the
      * fd was deregistered, closed, and its number registered again for
-     * another file: that event belongs to the old file, and its hang-up
-     * bits would stick to the new one (a read wait of the new socket
-     * returning at once for ever, a busy loop no deadline ends). Its
-     * generation is the old one: the dispatch drops it. */
+     * another file: that event belongs to the old file. Its wake-up or
+     * ready bit is a spurious one (absorbed, as above), but its hang-up
+     * bits would stick to the new file (a read wait of the new socket
+     * returning at once for ever, a busy loop no deadline ends): the
+     * dispatch takes hang-ups only from events of the current
+     * generation. (A raw registration found in place, EEXIST, may carry
+     * an older one: an owned fd's first wait points it at the current
+     * one, EPOLL_CTL_MOD; raw waits do not use hang-ups.) */
     uint32_t gen;
     wf__waitnode *waiter[2]; /* [0] reader, [1] writer */
 } wf__pollfd;
