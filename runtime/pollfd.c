@@ -98,12 +98,29 @@ wf__pollfd *wf__pollhub_get(wf__pollhub *h, int fd, bool create)
     return &chunk[(uint32_t)fd & (WF__FD_CHUNK - 1)];
 }
 
+/* pd->lock held. A new registration takes the record's next generation
+ * (pd->gen); EEXIST leaves the registration there, and its generation. */
 static int epoll_add(wf__pollhub *h, wf__pollfd *pd, int fd)
 {
     /* The record travels to the dispatching thread through the kernel. */
     wf__tsan_release(pd);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = pd};
-    return epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+    uint32_t gen = pd->gen + 1 ? pd->gen + 1 : 1;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = wf__pollfd_key(fd, gen)};
+    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        return -errno;
+    pd->gen = gen;
+    return 0;
+}
+
+/* pd->lock held. Point the registration of `fd` at the record's current
+ * generation (errors: it keeps the one it had). */
+static int epoll_mod(wf__pollhub *h, wf__pollfd *pd, int fd)
+{
+    wf__tsan_release(pd);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = wf__pollfd_key(fd, pd->gen)};
+    return epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) == 0 ? 0 : -errno;
 }
 
 /* pd->lock held. Make sure the kernel's interest list holds raw `fd` (the
@@ -258,6 +275,13 @@ int wf__pollfd_wait_owned(wf__pollhub *h, wf__pollfd *pd, wf__task *self, unsign
         }
         if (e == 0)
             pd->ready = pd->hup = 0; /* the kernel reports what is ready now */
+        /* A raw registration may carry an older generation (its number
+         * was given to another file meanwhile, this one being kept open
+         * elsewhere, and back): make its events ours, or its hang-ups
+         * would be dropped (pollfd.h, `gen`). The kernel then reports
+         * what is ready now. */
+        if (e == -EEXIST)
+            (void)epoll_mod(h, pd, pd->fd);
         if (!pd->registered)
             atomic_fetch_add_explicit(&h->nfds, 1, memory_order_relaxed);
         pd->registered = true;
@@ -346,18 +370,19 @@ int wf__pollhub_forget(wf__pollhub *h, int fd)
 
 unsigned wf__pollhub_dispatch(wf__pollhub *h, const struct epoll_event *ev, int n, wf__batch *b)
 {
-    (void)h;
     unsigned fds = 0;
     for (int i = 0; i < n; i++) {
-        wf__pollfd *pd = ev[i].data.ptr;
+        uint64_t key = ev[i].data.u64;
+        wf__pollfd *pd = wf__pollhub_get(h, (int)(uint32_t)key, false);
         if (!pd)
-            continue; /* the poller's eventfd: the poller drains it */
+            continue; /* not a record's (none is in this epoll) */
         fds++;
         uint32_t e = ev[i].events;
         wf__tsan_acquire(pd);
         wf__spin_lock(&pd->lock);
         if (pd->registered) {
-            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            /* Hang-ups of the current registration only (pollfd.h, `gen`). */
+            if ((e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && key == wf__pollfd_key(pd->fd, pd->gen))
                 pd->hup |= (e & (EPOLLHUP | EPOLLERR)) ? WF__POLL_READ | WF__POLL_WRITE : WF__POLL_READ;
             if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 /* relaxed: under the lock; see `rev`. */

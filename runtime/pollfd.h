@@ -74,8 +74,30 @@ typedef struct wf__pollfd {
      * readiness tick). Loaded without the lock (relaxed): a stale value
      * only keeps a bit that could have been discarded. */
     _Atomic uint32_t rev;
+    /* The generation of the fd's registration (never 0), under the lock:
+     * each EPOLL_CTL_ADD that succeeds takes the next one, and the
+     * registration's events carry it with the fd (wf__pollfd_key). A
+     * worker may take an event from the epoll, then dispatch it after the
+     * fd was deregistered, closed, and its number registered again for
+     * another file: that event belongs to the old file. Its wake-up or
+     * ready bit is a spurious one (absorbed, as above), but its hang-up
+     * bits would stick to the new file (a read wait of the new socket
+     * returning at once for ever, a busy loop no deadline ends): the
+     * dispatch takes hang-ups only from events of the current
+     * generation. (A raw registration found in place, EEXIST, may carry
+     * an older one: an owned fd's first wait points it at the current
+     * one, EPOLL_CTL_MOD; raw waits do not use hang-ups.) */
+    uint32_t gen;
     wf__waitnode *waiter[2]; /* [0] reader, [1] writer */
 } wf__pollfd;
+
+/* The epoll data of the record's registration of generation `gen`: the
+ * fd in the low half, the generation in the high half (never 0: the
+ * value 0 is not a record's). */
+static inline uint64_t wf__pollfd_key(int fd, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | (uint32_t)fd;
+}
 
 typedef struct wf__pollhub {
     /* The runtime's reference plus one per owned registration. */

@@ -59,7 +59,7 @@ wf_sock_t *wf__sock_new(int fd, int family, int type)
  * No call is in flight, so nothing waits on the fd. */
 static void close_fd(wf_sock_t *s)
 {
-    /* acquire: pairs with the binder's CAS; the hub's records are valid. */
+    /* acquire: pairs with the binder's store; the hub's records are valid. */
     wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_acquire);
     if (h) {
         wf__pollfd *pd = wf__pollhub_get(h, s->fd, false);
@@ -231,18 +231,27 @@ int wf__sock_shut(wf_sock_t *s)
         if (w & WF__SK_CLOSED)
             return -EBADF;
         /* seq_cst: one half of the Dekker pair with a first wait binding
-         * the socket to a hub (bind_hub): we set CLOSED, then load the
+         * the socket to a hub (bind_slow): we set CLOSED, then load the
          * hub; the binder stores the hub, then loads CLOSED. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &w, (w | WF__SK_CLOSED) + WF__SK_INFLIGHT_ONE,
                                                   memory_order_seq_cst, memory_order_relaxed))
             break;
     }
-    /* Step 2: calls parked on the fd, then tasks waiting for a turn. */
+    /* Step 2: calls parked on the fd, then tasks waiting for a turn. The
+     * hub is loaded, and a reference taken on it, under `lock`: a call
+     * that moves the socket to another runtime (bind_slow) replaces the
+     * hub under it too and drops its reference after it, which may free an
+     * ended runtime's hub that we would still be using. */
+    wf__spin_lock(&s->lock);
     wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_seq_cst);
+    if (h)
+        wf__pollhub_ref(h);
+    wf__spin_unlock(&s->lock);
     if (h) {
         wf__pollfd *pd = wf__pollhub_get(h, s->fd, false);
         if (pd)
             wf__pollfd_close_owned(h, pd);
+        wf__pollhub_unref(h);
     }
     wf__batch b;
     wf__batch_init(&b);
@@ -280,13 +289,20 @@ int wf_sock_release(wf_sock_t *s)
     if (!s)
         return -EINVAL;
     uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
-    /* The last reference closes a socket that was not closed (step 4). */
-    if (refs_of(w) == 1 && !(w & WF__SK_CLOSED))
-        (void)wf__sock_shut(s);
-    w = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
         if (wf__unlikely(refs_of(w) == 0))
             return -EINVAL; /* best effort: a release after the last one */
+        /* The last reference closes a socket that was not closed (step 4).
+         * Decided on the very word the CAS below replaces, not on an
+         * earlier load: two holders giving back the last two references at
+         * once each saw two, neither closed, and the second freed the
+         * record with its descriptor still open (a leaked fd). With one
+         * reference left we are its only holder, so the shut is ours. */
+        if (refs_of(w) == 1 && !(w & WF__SK_CLOSED)) {
+            (void)wf__sock_shut(s);
+            w = atomic_load_explicit(&s->state, memory_order_relaxed);
+            continue;
+        }
         uint64_t nw = w - WF__SK_REF_ONE;
         /* acq_rel: as in wf__sock_leave, for whoever frees. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &w, nw, memory_order_acq_rel,
@@ -308,21 +324,41 @@ int wf_sock_close(wf_sock_t *s)
 
 /* --- the runtime's hub -------------------------------------------------- */
 
-/* Bind `s` to the calling task's runtime (sockfd.h, THE RUNTIME). */
-static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
+/* Bind `s` to `mine`, the calling task's runtime's hub (sockfd.h, THE
+ * RUNTIME): its first binding, or a move from an ended runtime's hub;
+ * -EXDEV if it is bound to another runtime that still runs. Every change
+ * of the hub is made here, under `lock`:
+ *   - a move drops the old hub's reference after it, and the socket's
+ *     other calls (its reader and its writer may both be moving it) and a
+ *     close (wf__sock_shut) look at a bound hub under the lock only,
+ *     taking a reference: the move cannot free an ended runtime's hub
+ *     under them (the socket's reference may be the last that keeps it);
+ *   - `pd` is stored by the binder that wins, only: a binder from a
+ *     runtime beside ours that lost stored its own record over the
+ *     winner's when it stored it before its CAS, and the winner's waits
+ *     then parked on a record that its events never reach. */
+static wf__pollhub *bind_slow(wf_sock_t *s, wf__pollhub *mine, int *err)
 {
-    wf__pollhub *mine = self->rt->poller.hub;
-    /* acquire: pairs with the binder's CAS (the hub is initialised). */
-    wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_acquire);
-    if (wf__likely(h == mine))
-        return h;
+    wf__pollfd *pd = wf__pollhub_get(mine, s->fd, true); /* may allocate: not under the lock */
+    if (!pd) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    wf__spin_lock(&s->lock);
+    /* relaxed: the hub changes only under the lock. */
+    wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_relaxed);
+    if (h == mine) {
+        wf__spin_unlock(&s->lock);
+        return mine; /* the socket's other call bound it */
+    }
+    /* acquire: pairs with the release that set `orphaned` once that
+     * runtime's threads were gone. */
+    if (h && !atomic_load_explicit(&h->orphaned, memory_order_acquire)) {
+        wf__spin_unlock(&s->lock);
+        *err = -EXDEV;
+        return NULL;
+    }
     if (h) {
-        /* Bound to another runtime. acquire: pairs with the release that
-         * set `orphaned` once that runtime's threads were gone. */
-        if (!atomic_load_explicit(&h->orphaned, memory_order_acquire)) {
-            *err = -EXDEV;
-            return NULL;
-        }
         /* That runtime has ended: move to ours. Its epoll still holds the
          * registration (the hub lives while we refer to it): take it out. */
         wf__pollfd *old = wf__pollhub_get(h, s->fd, false);
@@ -331,37 +367,49 @@ static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
             wf__pollfd_release_owned(old);
         }
     }
-    wf__pollfd *pd = wf__pollhub_get(mine, s->fd, true);
-    if (!pd) {
-        *err = -ENOMEM;
-        return NULL;
-    }
-    /* Before the hub is published (the CAS releases it). */
+    /* Before the hub is published (the store releases it). */
     atomic_store_explicit(&s->pd, pd, memory_order_relaxed);
     wf__pollhub_ref(mine);
-    wf__pollhub *expect = h;
-    /* seq_cst: the binder's half of the Dekker pair with wf__sock_shut. */
-    if (!atomic_compare_exchange_strong_explicit(&s->hub, &expect, mine, memory_order_seq_cst,
-                                                 memory_order_acquire)) {
-        /* Another call of this socket (its reader or its writer) bound it
-         * first; it also made the check below. */
-        wf__pollhub_unref(mine);
-        if (expect == mine)
-            return mine;
-        *err = -EXDEV;
-        return NULL;
-    }
+    /* seq_cst: the binder's half of the Dekker pair with wf__sock_shut
+     * (which also loads the hub under the lock). */
+    atomic_store_explicit(&s->hub, mine, memory_order_seq_cst);
+    wf__spin_unlock(&s->lock);
     if (h)
         wf__pollhub_unref(h);
-    /* A close that ran before our CAS did not see the hub, so it could not
-     * mark the fd's record closing: do it for it, so that no call parks on
-     * a closed socket (sockfd.h, CLOSING). */
+    /* A close that ran before our store did not see the hub, so it could
+     * not mark the fd's record closing: do it for it, so that no call
+     * parks on a closed socket (sockfd.h, CLOSING). */
     if (atomic_load_explicit(&s->state, memory_order_seq_cst) & WF__SK_CLOSED) {
         wf__pollfd_close_owned(mine, pd);
         *err = -EBADF;
         return NULL;
     }
     return mine;
+}
+
+/* Bind `s` to the calling task's runtime (sockfd.h, THE RUNTIME). */
+static wf__pollhub *bind_hub(wf_sock_t *s, wf__task *self, int *err)
+{
+    wf__pollhub *mine = self->rt->poller.hub;
+    /* acquire: pairs with the binder's store (the hub is initialised, and
+     * `pd` stored before it). */
+    wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_acquire);
+    if (wf__likely(h == mine))
+        return h;
+    return bind_slow(s, mine, err);
+}
+
+wf__pollfd *wf__sock_rev_record(wf_sock_t *s)
+{
+    wf__task *self = wf__current();
+    /* acquire: the record pointer was stored before the hub. */
+    wf__pollhub *h = atomic_load_explicit(&s->hub, memory_order_acquire);
+    /* Only the hub of the caller's runtime, which lives while it runs:
+     * another one is an ended runtime's, which the socket's other call
+     * may be moving it away from and freeing (bind_slow). */
+    if (!h || !self || h != self->rt->poller.hub)
+        return NULL;
+    return atomic_load_explicit(&s->pd, memory_order_relaxed);
 }
 
 int wf__sock_wait(wf_sock_t *s, unsigned dir, int64_t deadline)

@@ -103,10 +103,13 @@ struct wf_sock {
     struct wf__pollfd *rev_pd;
     uint32_t rev_seen;
     /* The epoll hub of the runtime this socket is bound to (NULL until its
-     * first wait). Set once by CAS, with release; read with acquire. */
+     * first wait). Set (bound, or moved to another runtime's) only under
+     * `lock` (sockfd.c, bind_slow), with release; looked at under `lock`
+     * by whoever may meet an ended runtime's (a close); read with
+     * acquire. */
     _Atomic(wf__pollhub *) hub;
-    /* This fd's record in `hub` (set with it; every binder stores the same
-     * value, relaxed: read only by calls that saw `hub` with acquire). */
+    /* This fd's record in `hub` (stored before it, under `lock`, relaxed:
+     * read only by calls that saw `hub` with acquire). */
     _Atomic(wf__pollfd *) pd;
     /* Turn waiters (step "TURNS" above). */
     wf__spinlock lock;
@@ -140,6 +143,12 @@ void wf__sock_leave(wf_sock_t *s, unsigned turn);
  * call), -EBADF (closed meanwhile), -ETIMEDOUT, -ECANCELED, -EXDEV (bound
  * to another runtime that still runs), -EOPNOTSUPP, -ENOMEM, -ENOSPC. */
 int wf__sock_wait(wf_sock_t *s, unsigned dir, int64_t deadline);
+
+/* The poller record whose read-event count (pollfd.h, `rev`) a read may
+ * load before its system call: the fd's record in the hub of the caller's
+ * runtime; NULL if the socket is bound to no hub, or to another runtime's,
+ * or the caller is not a fiber. Inside a call. */
+wf__pollfd *wf__sock_rev_record(wf_sock_t *s);
 
 /* CLOSING steps 1 to 3 for every holder (wf_sock_close without giving
  * back a reference): 0, or -EBADF if it was closed already. Any thread. */

@@ -58,11 +58,8 @@ static __attribute__((noinline)) ssize_t sys_send(const wf_sock_t *s, const stru
 
 ssize_t wf__sock_try_recv(wf_sock_t *s, void *buf, size_t n, int flags, wf_addr_t *from)
 {
-    /* The record's read-event count before the call (pollfd.h, `rev`).
-     * acquire on the hub: the record pointer was stored before it. */
-    wf__pollfd *pd = atomic_load_explicit(&s->hub, memory_order_acquire)
-                         ? atomic_load_explicit(&s->pd, memory_order_relaxed)
-                         : NULL;
+    /* The record's read-event count before the call (pollfd.h, `rev`). */
+    wf__pollfd *pd = wf__sock_rev_record(s);
     s->rev_pd = pd;
     if (pd)
         s->rev_seen = atomic_load_explicit(&pd->rev, memory_order_relaxed);

@@ -113,11 +113,8 @@ ssize_t wf__sock_recvmsg_fds(wf_sock_t *s, struct iovec *iov, int cnt, int *fds,
         m.msg_control = ctl.buf;
         m.msg_controllen = CMSG_SPACE((size_t)(maxfds ? maxfds : 1) * sizeof(int));
         /* The poller record's read-event count before the call (the same
-         * bookkeeping as wf__sock_try_recv, sockio.c). acquire on the hub:
-         * the record pointer was stored before it. */
-        wf__pollfd *pd = atomic_load_explicit(&s->hub, memory_order_acquire)
-                             ? atomic_load_explicit(&s->pd, memory_order_relaxed)
-                             : NULL;
+         * bookkeeping as wf__sock_try_recv, sockio.c). */
+        wf__pollfd *pd = wf__sock_rev_record(s);
         s->rev_pd = pd;
         if (pd)
             s->rev_seen = atomic_load_explicit(&pd->rev, memory_order_relaxed);

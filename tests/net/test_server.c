@@ -541,6 +541,116 @@ static void test_shutdown_closing(void **state)
     run_counted(4, closing_main, NULL);
 }
 
+/* --- shutdown cutting handlers short while their replies go out ---------- */
+
+/* Handlers in the middle of a big reply (their streams' flushers at work)
+ * when the shutdown comes with a deadline of 0, so step 3 cancels them at
+ * once; their clients read it all, read a little and abort, or abort at
+ * once. The close_timeout (0, 1 ms, the default) and shut_reads vary by
+ * round. Every call ends (generous deadlines), nothing touches freed
+ * memory (ASan), every descriptor is closed (counted). */
+enum { CUT_N = 12, CUT_BYTES = 1024 * 1024 };
+
+static int big_reply_handler(wf_stream_t *st, void *arg)
+{
+    (void)arg;
+    static char part[8192];
+    char buf[8];
+    size_t len;
+    /* A small kernel buffer: the reply is still going out at shutdown. */
+    int small = 16 * 1024;
+    CHECK_EQ(setsockopt(wf_sock_fd(wf_stream_socket(st)), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    int e = wf_stream_readline(st, buf, sizeof buf, &len, WF_FOREVER);
+    for (int i = 0; !e && i < CUT_BYTES / (int)sizeof part; i++) {
+        e = wf_stream_write(st, part, sizeof part);
+        if (!e)
+            e = wf_stream_drain(st, WF_FOREVER);
+    }
+    return e;
+}
+
+typedef struct {
+    uint16_t port;
+    wf_event_t *ready;
+    _Atomic int *connected;
+    int idx;
+} cut_job;
+
+static int cut_client(void *arg, void **res)
+{
+    (void)res;
+    cut_job *j = arg;
+    wf_stream_t *st;
+    int e = wf_open_connection(&st, "127.0.0.1", j->port, DL());
+    if (!e)
+        e = wf_stream_write(st, "go\n", 3);
+    char b[4096];
+    ssize_t r = 0;
+    if (!e && j->idx % 3 != 2)
+        r = wf_stream_read(st, b, 1, DL()); /* the reply has begun */
+    if (atomic_fetch_add(j->connected, 1) + 1 == CUT_N)
+        wf_event_set(j->ready);
+    if (e)
+        return e;
+    if (r < 0 && r != -ECONNRESET)
+        e = (int)r;
+    long got = r > 0 ? r : 0;
+    while (!e && r > 0 && j->idx % 3 == 0) {
+        r = wf_stream_read(st, b, sizeof b, DL());
+        if (r > 0)
+            got += r;
+        else if (r < 0 && r != -ECONNRESET)
+            e = (int)r;
+    }
+    if (got > CUT_BYTES)
+        e = -EPROTO;
+    wf_stream_abort(st);
+    return e;
+}
+
+static int cut_main(void *arg, void **res)
+{
+    (void)arg;
+    (void)res;
+    static const int64_t timeouts[3] = {0, WF_NSEC_PER_MSEC, -1};
+    for (int r = 0; r < SCALED(60) + 3; r++) {
+        wf_server_opts_t o;
+        wf_server_opts_init(&o);
+        if (timeouts[r % 3] >= 0)
+            o.close_timeout = timeouts[r % 3];
+        o.shut_reads = r % 2;
+        o.stream.high_water = 4096;
+        o.stream.low_water = 1024;
+        wf_server_t *srv;
+        CHECK_EQ(wf_start_server(&srv, "127.0.0.1", 0, big_reply_handler, NULL, &o), 0);
+        wf_event_t ready;
+        wf_event_init(&ready);
+        _Atomic int connected = 0;
+        cut_job j[CUT_N];
+        wf_task_t t[CUT_N];
+        for (int i = 0; i < CUT_N; i++) {
+            j[i] = (cut_job){.port = server_port(srv), .ready = &ready, .connected = &connected, .idx = i};
+            CHECK_EQ(wf_spawn(&t[i], cut_client, &j[i], NULL), 0);
+        }
+        CHECK_EQ(wf_event_wait_until(&ready, DL()), 0);
+        int e = wf_server_shutdown(srv, 0);
+        CHECK(e == 0 || e == -ETIMEDOUT);
+        for (int i = 0; i < CUT_N; i++) {
+            int st;
+            CHECK_EQ(wf_join(t[i], &st, NULL), 0);
+            CHECK_EQ(st, 0);
+        }
+        wf_event_destroy(&ready);
+    }
+    return 0;
+}
+
+static void test_shutdown_cuts(void **state)
+{
+    (void)state;
+    run_counted(4, cut_main, NULL);
+}
+
 /* --- the rest: Unix-domain servers, bad input, a handler shutting down -------- */
 
 static wf_server_t *self_srv;
@@ -614,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_inflight),
         cmocka_unit_test(test_shutdown_idle),
         cmocka_unit_test(test_shutdown_closing),
+        cmocka_unit_test(test_shutdown_cuts),
         cmocka_unit_test(test_misc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
