@@ -273,6 +273,7 @@ typedef struct {
     wf_stream_t *st;
     size_t bytes;
     int64_t pause_every; /* bytes between short sleeps: a slow reader */
+    wf_event_t *start;   /* if set, read nothing until it is set */
 } slow_job;
 
 static int slow_reader(void *arg, void **res)
@@ -281,6 +282,11 @@ static int slow_reader(void *arg, void **res)
     slow_job *j = arg;
     uint8_t buf[3000];
     size_t got = 0, since = 0;
+    if (j->start) {
+        int rc = wf_event_wait_until(j->start, DL());
+        if (rc)
+            return rc;
+    }
     while (got < j->bytes) {
         ssize_t r = wf_stream_read(j->st, buf, sizeof buf, DL());
         if (r <= 0)
@@ -321,7 +327,14 @@ static int writes_main(void *arg, void **res)
     size_t bytes = (size_t)SCALED(16 << 20);
     if (bytes < (2u << 20))
         bytes = 2u << 20;
-    slow_job j = {.st = b, .bytes = bytes, .pause_every = 256 * 1024};
+    /* The reader starts only once the writer has seen bytes queue up, so
+     * the kernel's buffers do fill whatever the machine's speed: a reader
+     * that kept pace (CI under TSan, 2 MiB into a receive buffer autotuned
+     * to megabytes) left nothing queued. Until the receiver first reads,
+     * its window stays at its initial size, far below these 2 MiB. */
+    wf_event_t go;
+    CHECK_EQ(wf_event_init(&go), 0);
+    slow_job j = {.st = b, .bytes = bytes, .pause_every = 256 * 1024, .start = &go};
     wf_task_t t;
     CHECK_EQ(wf_spawn(&t, slow_reader, &j, NULL), 0);
     uint8_t chunk[1500];
@@ -333,8 +346,10 @@ static int writes_main(void *arg, void **res)
             chunk[i] = pattern(sent + i, 7);
         CHECK_EQ(wf_stream_write(a, chunk, n), 0);
         sent += n;
-        if (wf_stream_write_queued(a) > 0)
+        if (!queued_seen && wf_stream_write_queued(a) > 0) {
             queued_seen = true;
+            CHECK(wf_event_set(&go) >= 0);
+        }
         CHECK_EQ(wf_stream_drain(a, DL()), 0);
         size_t q = wf_stream_write_queued(a);
         if (q > max_after_drain)
@@ -351,22 +366,26 @@ static int writes_main(void *arg, void **res)
     CHECK_EQ(wf_join(t, &st, NULL), 0);
     CHECK_EQ(st, 0);
     wf_stream_close(b, DL());
+    CHECK_EQ(wf_event_clear(&go), 0);
 
-    /* Close with a big queue: everything arrives before EOF. */
+    /* Close with a big queue: everything arrives before EOF. The reader
+     * starts after the write, so the queue cannot have been read away. */
     stream_pair(&a, &b, true, &o);
     CHECK_EQ(setsockopt(wf_sock_fd(wf_stream_socket(a)), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-    j = (slow_job){.st = b, .bytes = 1 << 20, .pause_every = 64 * 1024};
+    j = (slow_job){.st = b, .bytes = 1 << 20, .pause_every = 64 * 1024, .start = &go};
     CHECK_EQ(wf_spawn(&t, slow_reader, &j, NULL), 0);
     uint8_t *big = malloc(1 << 20);
     for (size_t i = 0; i < (1 << 20); i++)
         big[i] = pattern(i, 7);
     CHECK_EQ(wf_stream_write(a, big, 1 << 20), 0); /* no drain: all queued */
     CHECK(wf_stream_write_queued(a) > 0);
+    CHECK(wf_event_set(&go) >= 0);
     CHECK_EQ(wf_stream_close(a, DL()), 0);
     CHECK_EQ(wf_join(t, &st, NULL), 0);
     CHECK_EQ(st, 0);
     wf_stream_close(b, DL());
     free(big);
+    CHECK_EQ(wf_event_destroy(&go), 0);
     return 0;
 }
 
