@@ -233,6 +233,18 @@ static int begin(wf_file_t *f, const void *buf, size_t n, int64_t deadline, wf__
     return enter(f);
 }
 
+/* begin() for the calls at an offset: also -EINVAL for a negative one. */
+static int begin_at(wf_file_t *f, const void *buf, size_t n, int64_t offset, int64_t deadline,
+                    wf__task **self)
+{
+    int e = begin(f, buf, n, deadline, self);
+    if (e == 0 && offset < 0) {
+        leave(f);
+        e = -EINVAL;
+    }
+    return e;
+}
+
 int wf_file_open(wf_file_t **out, const char *path, int flags, mode_t mode, int64_t deadline)
 {
     wf__task *self = wf__current();
@@ -268,13 +280,9 @@ int wf_file_open(wf_file_t **out, const char *path, int flags, mode_t mode, int6
 ssize_t wf_file_pread(wf_file_t *f, void *buf, size_t n, int64_t offset, int64_t deadline)
 {
     wf__task *self;
-    int e = begin(f, buf, n, deadline, &self);
+    int e = begin_at(f, buf, n, offset, deadline, &self);
     if (e < 0)
         return e;
-    if (offset < 0) {
-        leave(f);
-        return -EINVAL;
-    }
     ssize_t r = 0;
     if (n) {
         fop o;
@@ -293,13 +301,9 @@ int wf_file_pwrite(wf_file_t *f, const void *buf, size_t n, int64_t offset, size
     if (written)
         *written = 0;
     wf__task *self;
-    int e = begin(f, buf, n, deadline, &self);
+    int e = begin_at(f, buf, n, offset, deadline, &self);
     if (e < 0)
         return e;
-    if (offset < 0) {
-        leave(f);
-        return -EINVAL;
-    }
     ssize_t r = 0;
     if (n) {
         fop o;
