@@ -3,6 +3,7 @@
 #include "wf_config.h"
 
 #include <dirent.h>
+#include <sys/wait.h>
 #if WF_HAVE_VALGRIND
 #include <valgrind/valgrind.h>
 #endif
@@ -87,4 +88,29 @@ long count_lines(const char *path)
         n += c == '\n';
     fclose(f);
     return n;
+}
+
+char *run_child_stderr(int (*child)(void *arg), void *arg, int *wstatus)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(NULL); /* nothing buffered is printed twice */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        _exit(child(arg));
+    }
+    close(p[1]);
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(cap, 1);
+    assert_non_null(out);
+    ssize_t r;
+    while ((r = read(p[0], out + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    close(p[0]);
+    assert_int_equal(waitpid(pid, wstatus, 0), pid);
+    return out;
 }

@@ -82,6 +82,15 @@ static inline uint64_t test_rand(uint64_t *s)
  * depend on one skip, or skip that check, and say which. */
 bool on_valgrind(void);
 
+/* Fork a child that runs `child(arg)` with its stderr going into a pipe
+ * and exits with what that returns (if it lives that long: the tests that
+ * use this check reports printed on the way to abort()). The parent reads
+ * all the child prints on stderr (the first 64 KiB - 1 bytes), reaps it,
+ * and returns the text, NUL-terminated (free it), with the wait status in
+ * *wstatus. Call it from the test itself, not from a fiber: it asserts
+ * (cmocka) that the pipe, the fork, the buffer and the wait worked. */
+char *run_child_stderr(int (*child)(void *arg), void *arg, int *wstatus);
+
 /* Count entries in a /proc/self directory or lines in a /proc/self file. */
 long count_dir(const char *path);
 long count_lines(const char *path);

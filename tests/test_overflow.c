@@ -74,34 +74,28 @@ static int m_overflow(void *arg, void **res)
     return 0; /* not reached: the process aborts */
 }
 
+typedef struct {
+    overflow_case *c;
+    long guard_stacks;
+} child_args;
+
+/* The child process of run_child: it should die in abort(). */
+static int overflow_child(void *arg)
+{
+    child_args *a = arg;
+    wf_config_t cfg;
+    wf_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.guard_stacks = a->guard_stacks;
+    wf_run(&cfg, m_overflow, a->c, NULL, NULL);
+    return 0; /* the overflow went unnoticed */
+}
+
 /* Run the case in a child; return what it printed, and its wait status. */
 static char *run_child(overflow_case *c, long guard_stacks, int *wstatus)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        wf_config_t cfg;
-        wf_config_init(&cfg);
-        cfg.workers = 2;
-        cfg.guard_stacks = guard_stacks;
-        wf_run(&cfg, m_overflow, c, NULL, NULL);
-        _exit(0); /* the overflow went unnoticed */
-    }
-    close(p[1]);
-    size_t cap = 1 << 16, len = 0;
-    char *out = calloc(cap, 1);
-    ssize_t r;
-    while ((r = read(p[0], out + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    close(p[0]);
-    assert_int_equal(waitpid(pid, wstatus, 0), pid);
-    return out;
+    child_args a = {c, guard_stacks};
+    return run_child_stderr(overflow_child, &a, wstatus);
 }
 
 static void expect_report(overflow_case *c, long guard_stacks)

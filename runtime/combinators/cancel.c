@@ -12,8 +12,6 @@
  */
 #include "combo.h"
 
-#include <stdlib.h>
-
 int wf_cancel_msg(wf_task_t id, const char *msg)
 {
     wf__runtime *rt = wf__tls_runtime();
@@ -87,15 +85,8 @@ int wf_cancel_join(const wf_task_t *ids, size_t n, const char *msg, int64_t dead
         return 0;
 
     /* Step 1. */
-    wf__task **ts = malloc(n * sizeof *ts);
-    if (!ts)
-        return -ENOMEM;
-    int err = wf__combo_take_all(self, ids, n, true, ts);
     wf__watch w;
-    if (!err && (err = wf__watch_init(&w, ts, n)) < 0)
-        for (size_t i = 0; i < n; i++)
-            wf__task_unclaim(ts[i]);
-    free(ts);
+    int err = wf__watch_take(&w, self, ids, n, true);
     if (err)
         return err;
 
@@ -113,20 +104,7 @@ int wf_cancel_join(const wf_task_t *ids, size_t n, const char *msg, int64_t dead
     /* Step 4. Disarmed: fired, ndone and nexc are final. */
     wf__watch_disarm(&w);
     int ret = w.ndone == w.n ? (int)w.nexc : -ETIMEDOUT;
-    for (uint32_t i = 0; i < w.n; i++) {
-        wf__task *t = w.tasks[i];
-        if (out) {
-            if (w.fired[i]) {
-                out[i].status = t->status;
-                out[i].result = t->result;
-            } else {
-                out[i].status = -EINPROGRESS;
-                out[i].result = NULL;
-            }
-        }
-        wf__task_unpin(t); /* the claimed handle is consumed */
-    }
-    wf__watch_free(&w);
+    wf__watch_finish(&w, out);
     return ret;
 }
 

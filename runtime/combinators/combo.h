@@ -61,9 +61,6 @@ static inline bool wf__status_exception(int st)
  * with fewer handles left than it appears in ids[]), -EDEADLK for the
  * caller itself, -EOVERFLOW (task.h); on failure nothing is taken. */
 int wf__combo_take_all(wf__task *self, const wf_task_t *ids, size_t n, bool claim, wf__task **ts);
-/* Give back what wf__combo_take_all took, once the call is done (a claim
- * is then consumed). */
-void wf__combo_unpin_all(wf__task *const *ts, size_t n);
 
 /* --- the watch ------------------------------------------------------------- */
 
@@ -103,6 +100,11 @@ typedef struct wf__watch {
 /* Allocate the arrays for `n` tasks (the records, in `tasks`, are copied).
  * Returns 0 or -ENOMEM. */
 int wf__watch_init(wf__watch *w, wf__task *const *tasks, size_t n);
+/* What every combinator over handles starts with: pin (claim = false) or
+ * claim (true) the n tasks named by ids[] (wf__combo_take_all) and init `w`
+ * over them (step 1). All or nothing: returns 0, or wf__combo_take_all's
+ * error or -ENOMEM with nothing taken and nothing of `w` to free. */
+int wf__watch_take(wf__watch *w, wf__task *self, const wf_task_t *ids, size_t n, bool claim);
 /* Register every hook (step 2). */
 void wf__watch_arm(wf__watch *w);
 /* Park until `mode` holds, the deadline passes, or (unless `flags` has
@@ -113,5 +115,11 @@ unsigned wf__watch_wait(wf__watch *w, wf__task *self, unsigned mode, int64_t dea
 void wf__watch_disarm(wf__watch *w);
 /* Free the arrays (after disarm). */
 void wf__watch_free(wf__watch *w);
+/* What a combinator that took its tasks with wf__watch_take ends with,
+ * after disarm: write each task's outcome to out[i] when `out` is not NULL
+ * (-EINPROGRESS and NULL for a task whose end was not recorded), give every
+ * task back (a claimed handle is thereby consumed, and a task still running
+ * detached) and free the arrays. */
+void wf__watch_finish(wf__watch *w, wf_outcome_t *out);
 
 #endif

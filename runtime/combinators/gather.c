@@ -13,8 +13,6 @@
  */
 #include "combo.h"
 
-#include <stdlib.h>
-
 /* Cancel every watched task that has not ended. */
 static void cancel_rest(wf__watch *w, const char *msg)
 {
@@ -46,15 +44,8 @@ int wf_gather(const wf_task_t *ids, size_t n, unsigned flags, int64_t deadline, 
 
     /* Step 1: claim one handle per entry (a task listed twice needs two),
      * all or nothing. */
-    wf__task **ts = malloc(n * sizeof *ts);
-    if (!ts)
-        return -ENOMEM;
-    int err = wf__combo_take_all(self, ids, n, true, ts);
     wf__watch w;
-    if (!err && (err = wf__watch_init(&w, ts, n)) < 0)
-        for (size_t i = 0; i < n; i++)
-            wf__task_unclaim(ts[i]);
-    free(ts);
+    int err = wf__watch_take(&w, self, ids, n, true);
     if (err)
         return err;
 
@@ -95,19 +86,6 @@ int wf_gather(const wf_task_t *ids, size_t n, unsigned flags, int64_t deadline, 
         ret = collect ? (int)w.nfail : (w.nfail > 0);
     if (first_failed)
         *first_failed = w.first_fail == UINT32_MAX ? SIZE_MAX : w.first_fail;
-    for (uint32_t i = 0; i < w.n; i++) {
-        wf__task *t = w.tasks[i];
-        if (out) {
-            if (w.fired[i]) {
-                out[i].status = t->status;
-                out[i].result = t->result;
-            } else {
-                out[i].status = -EINPROGRESS;
-                out[i].result = NULL;
-            }
-        }
-        wf__task_unpin(t); /* the claimed handle is consumed */
-    }
-    wf__watch_free(&w);
+    wf__watch_finish(&w, out);
     return ret;
 }

@@ -12,7 +12,7 @@
  * (asyncio.wait leaves them to the caller: nothing is consumed), watch
  * them and wait for `when`. Returns 0 with `w` disarmed and the tasks
  * still pinned, so the caller may read the records (report, then call
- * wait_end); or an error, with nothing held and nothing written. */
+ * wf__watch_finish); or an error, with nothing held and nothing written. */
 static int wait_begin(const wf_task_t *ids, size_t n, int when, int64_t deadline, wf__watch *w)
 {
     wf__task *self = wf__current();
@@ -34,31 +34,18 @@ static int wait_begin(const wf_task_t *ids, size_t n, int when, int64_t deadline
     default:
         return -EINVAL;
     }
-    wf__task **ts = malloc(n * sizeof *ts);
-    if (!ts)
-        return -ENOMEM;
-    int err = wf__combo_take_all(self, ids, n, false, ts);
-    if (!err && (err = wf__watch_init(w, ts, n)) < 0)
-        wf__combo_unpin_all(ts, n);
-    free(ts);
+    int err = wf__watch_take(w, self, ids, n, false);
     if (err)
         return err;
     wf__watch_arm(w);
     unsigned r = wf__watch_wait(w, self, mode, deadline, 0);
     wf__watch_disarm(w);
     if (r == WF__R_CANCELLED || r == WF__R_EXPIRED) {
-        wf__combo_unpin_all(w->tasks, w->n);
-        wf__watch_free(w);
+        wf__watch_finish(w, NULL);
         return r == WF__R_CANCELLED ? -ECANCELED : -ETIMEDOUT;
     }
     /* Woken, or our own deadline: the caller reports what has ended. */
     return 0;
-}
-
-static void wait_end(wf__watch *w)
-{
-    wf__combo_unpin_all(w->tasks, w->n);
-    wf__watch_free(w);
 }
 
 int wf_wait(const wf_task_t *ids, size_t n, int when, int64_t deadline, bool *done)
@@ -72,7 +59,7 @@ int wf_wait(const wf_task_t *ids, size_t n, int when, int64_t deadline, bool *do
         for (uint32_t i = 0; i < w.n; i++)
             done[i] = w.fired[i];
     int ret = (int)w.ndone;
-    wait_end(&w);
+    wf__watch_finish(&w, NULL);
     return ret;
 }
 
@@ -99,7 +86,7 @@ int wf_wait_split(const wf_task_t *ids, size_t n, int when, int64_t deadline, wf
         }
     }
     wf__assert(nd == w.ndone, "wait_split: every task is done or pending");
-    wait_end(&w);
+    wf__watch_finish(&w, NULL);
     return (int)nd;
 }
 
@@ -163,32 +150,20 @@ int wf_as_completed_start(wf_as_completed_t **itp, const wf_task_t *ids, size_t 
         return -EPERM;
     if (!itp || (n && !ids) || n >= UINT32_MAX || deadline < WF_FOREVER)
         return -EINVAL;
-    wf__task **ts = malloc((n ? n : 1) * sizeof *ts);
-    if (!ts)
+    wf_as_completed_t *it = malloc(sizeof *it + n);
+    if (!it)
         return -ENOMEM;
-    int err = wf__combo_take_all(self, ids, n, false, ts);
-    if (err) {
-        free(ts);
-        return err;
-    }
-    /* The pins taken above are the iterator's own references: they keep
+    /* The pins taken here are the iterator's own references: they keep
      * every record alive while its hooks are registered, whatever the
      * caller does with its handles, and unlike handles no join or detach
      * of the caller's can consume them (a double join of one of these
      * tasks is -EINVAL, not a use after free at the end). A pin becomes
      * the caller's new handle when the task is handed out. */
-    wf_as_completed_t *it = malloc(sizeof *it + n);
-    if (!it)
-        err = -ENOMEM;
-    if (!err && (err = wf__watch_init(&it->w, ts, n)) < 0) {
+    int err = wf__watch_take(&it->w, self, ids, n, false);
+    if (err) {
         free(it);
-        it = NULL;
-    }
-    if (err)
-        wf__combo_unpin_all(ts, n);
-    free(ts);
-    if (err)
         return err;
+    }
     it->magic = AC_MAGIC;
     atomic_init(&it->busy, 0);
     it->deadline = deadline;

@@ -53,12 +53,6 @@ int wf__combo_take_all(wf__task *self, const wf_task_t *ids, size_t n, bool clai
     return err;
 }
 
-void wf__combo_unpin_all(wf__task *const *ts, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        wf__task_unpin(ts[i]);
-}
-
 /* --- the watch ------------------------------------------------------------- */
 
 static bool holds(const wf__watch *w, unsigned mode)
@@ -141,6 +135,26 @@ int wf__watch_init(wf__watch *w, wf__task *const *tasks, size_t n)
     return 0;
 }
 
+int wf__watch_take(wf__watch *w, wf__task *self, const wf_task_t *ids, size_t n, bool claim)
+{
+    /* The records go through a scratch array: wf__watch_init copies them. */
+    wf__task **ts = malloc((n ? n : 1) * sizeof *ts);
+    if (!ts)
+        return -ENOMEM;
+    int err = wf__combo_take_all(self, ids, n, claim, ts);
+    if (!err && (err = wf__watch_init(w, ts, n)) < 0) {
+        /* All or nothing: a claim given back leaves the handle as it was. */
+        for (size_t i = 0; i < n; i++) {
+            if (claim)
+                wf__task_unclaim(ts[i]);
+            else
+                wf__task_unpin(ts[i]);
+        }
+    }
+    free(ts);
+    return err;
+}
+
 void wf__watch_arm(wf__watch *w)
 {
     for (uint32_t i = 0; i < w->n; i++) {
@@ -203,4 +217,23 @@ void wf__watch_free(wf__watch *w)
 {
     free(w->hooks);
     w->hooks = NULL;
+}
+
+void wf__watch_finish(wf__watch *w, wf_outcome_t *out)
+{
+    /* Disarmed: `fired` is final. */
+    for (uint32_t i = 0; i < w->n; i++) {
+        wf__task *t = w->tasks[i];
+        if (out) {
+            if (w->fired[i]) {
+                out[i].status = t->status;
+                out[i].result = t->result;
+            } else {
+                out[i].status = -EINPROGRESS;
+                out[i].result = NULL;
+            }
+        }
+        wf__task_unpin(t); /* a claimed handle is consumed */
+    }
+    wf__watch_free(w);
 }

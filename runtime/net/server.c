@@ -81,6 +81,28 @@ void wf_server_opts_init(wf_server_opts_t *o)
 
 /* --- a connection ---------------------------------------------------------- */
 
+/* The connection's last touches of the server, once its stream is closed
+ * (conn_main) or aborted (conn_dropped): the slot first, then the list.
+ * Once the lock is dropped, a shutdown may free the server. Frees `c`. */
+static void conn_leave(conn *c)
+{
+    wf_server_t *srv = c->srv;
+    if (srv->o.max_conns)
+        wf_sem_release(&srv->slots);
+    wf__batch b;
+    wf__batch_init(&b);
+    wf__spin_lock(&srv->lock);
+    wf__list_unlink(&c->link);
+    if (--srv->nconns == 0)
+        wf__sync_wake_all(&srv->waiters, &srv->nwait, NULL, &b);
+    wf_task_t me = c->task;
+    wf__spin_unlock(&srv->lock);
+    wf__sync_ready_batch(&b);
+    /* The server's handle to this task: nobody else will use it. */
+    wf_detach(me);
+    free(c);
+}
+
 static int conn_main(void *arg, void **result)
 {
     (void)result;
@@ -97,22 +119,7 @@ static int conn_main(void *arg, void **result)
     } else {
         wf_stream_abort(st);
     }
-    /* The last touches of the server: the slot first, then the list. Once
-     * the lock is dropped, a shutdown may free the server. */
-    if (srv->o.max_conns)
-        wf_sem_release(&srv->slots);
-    wf__batch b;
-    wf__batch_init(&b);
-    wf__spin_lock(&srv->lock);
-    wf__list_unlink(&c->link);
-    if (--srv->nconns == 0)
-        wf__sync_wake_all(&srv->waiters, &srv->nwait, NULL, &b);
-    wf_task_t me = c->task;
-    wf__spin_unlock(&srv->lock);
-    wf__sync_ready_batch(&b);
-    /* The server's handle to this task: nobody else will use it. */
-    wf_detach(me);
-    free(c);
+    conn_leave(c);
     return status;
 }
 
@@ -120,21 +127,8 @@ static int conn_main(void *arg, void **result)
 static void conn_dropped(void *arg)
 {
     conn *c = arg;
-    wf_server_t *srv = c->srv;
     wf_stream_abort(take_stream(c));
-    if (srv->o.max_conns)
-        wf_sem_release(&srv->slots);
-    wf__batch b;
-    wf__batch_init(&b);
-    wf__spin_lock(&srv->lock);
-    wf__list_unlink(&c->link);
-    if (--srv->nconns == 0)
-        wf__sync_wake_all(&srv->waiters, &srv->nwait, NULL, &b);
-    wf_task_t me = c->task;
-    wf__spin_unlock(&srv->lock);
-    wf__sync_ready_batch(&b);
-    wf_detach(me);
-    free(c);
+    conn_leave(c);
 }
 
 /* Start a task for a new connection. Returns 0, or an error (then `s` is

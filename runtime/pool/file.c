@@ -233,6 +233,18 @@ static int begin(wf_file_t *f, const void *buf, size_t n, int64_t deadline, wf__
     return enter(f);
 }
 
+/* begin() for the calls at an offset: also -EINVAL for a negative one. */
+static int begin_at(wf_file_t *f, const void *buf, size_t n, int64_t offset, int64_t deadline,
+                    wf__task **self)
+{
+    int e = begin(f, buf, n, deadline, self);
+    if (e == 0 && offset < 0) {
+        leave(f);
+        e = -EINVAL;
+    }
+    return e;
+}
+
 int wf_file_open(wf_file_t **out, const char *path, int flags, mode_t mode, int64_t deadline)
 {
     wf__task *self = wf__current();
@@ -268,13 +280,9 @@ int wf_file_open(wf_file_t **out, const char *path, int flags, mode_t mode, int6
 ssize_t wf_file_pread(wf_file_t *f, void *buf, size_t n, int64_t offset, int64_t deadline)
 {
     wf__task *self;
-    int e = begin(f, buf, n, deadline, &self);
+    int e = begin_at(f, buf, n, offset, deadline, &self);
     if (e < 0)
         return e;
-    if (offset < 0) {
-        leave(f);
-        return -EINVAL;
-    }
     ssize_t r = 0;
     if (n) {
         fop o;
@@ -293,13 +301,9 @@ int wf_file_pwrite(wf_file_t *f, const void *buf, size_t n, int64_t offset, size
     if (written)
         *written = 0;
     wf__task *self;
-    int e = begin(f, buf, n, deadline, &self);
+    int e = begin_at(f, buf, n, offset, deadline, &self);
     if (e < 0)
         return e;
-    if (offset < 0) {
-        leave(f);
-        return -EINVAL;
-    }
     ssize_t r = 0;
     if (n) {
         fop o;
@@ -330,10 +334,22 @@ int wf_file_sync(wf_file_t *f, bool data_only, int64_t deadline)
 
 /* --- calls that use the file position: one at a time --------------------- */
 
-/* Take the file's turn (cancellable, until `deadline`). */
+/* For a call that begin() counted in: take the file's turn (cancellable,
+ * until `deadline`). Returns 0, or the error with the call counted out
+ * again (leave), so the caller only returns it. */
 static int take_turn(wf_file_t *f, int64_t deadline)
 {
-    return wf_lock_acquire_until(&f->turn, deadline);
+    int e = wf_lock_acquire_until(&f->turn, deadline);
+    if (e < 0)
+        leave(f);
+    return e;
+}
+
+/* The end of a call that took the turn: give it back, then count out. */
+static void give_turn(wf_file_t *f)
+{
+    wf_lock_release(&f->turn);
+    leave(f);
 }
 
 static size_t buffered(const wf_file_t *f)
@@ -351,10 +367,8 @@ ssize_t wf_file_read(wf_file_t *f, void *buf, size_t n, int64_t deadline)
         leave(f);
         return 0;
     }
-    if ((e = take_turn(f, deadline)) < 0) {
-        leave(f);
+    if ((e = take_turn(f, deadline)) < 0)
         return e;
-    }
     ssize_t r;
     if (buffered(f)) {
         /* What the line reader read ahead comes first. */
@@ -368,8 +382,7 @@ ssize_t wf_file_read(wf_file_t *f, void *buf, size_t n, int64_t deadline)
         o.n = n;
         r = submit_read(self, f, &o, deadline);
     }
-    wf_lock_release(&f->turn);
-    leave(f);
+    give_turn(f);
     return r;
 }
 
@@ -383,10 +396,8 @@ ssize_t wf_file_read_line(wf_file_t *f, char *buf, size_t n, int64_t deadline)
         leave(f);
         return -EINVAL;
     }
-    if ((e = take_turn(f, deadline)) < 0) {
-        leave(f);
+    if ((e = take_turn(f, deadline)) < 0)
         return e;
-    }
     ssize_t r = 0;
     if (!f->rbuf && !(f->rbuf = malloc(RBUF_SIZE))) {
         r = -ENOMEM;
@@ -432,8 +443,7 @@ ssize_t wf_file_read_line(wf_file_t *f, char *buf, size_t n, int64_t deadline)
         f->rpos = f->rlen = 0;
     r = (ssize_t)take;
 out:
-    wf_lock_release(&f->turn);
-    leave(f);
+    give_turn(f);
     return r;
 }
 
@@ -449,10 +459,8 @@ int wf_file_write(wf_file_t *f, const void *buf, size_t n, size_t *written, int6
         leave(f);
         return 0;
     }
-    if ((e = take_turn(f, deadline)) < 0) {
-        leave(f);
+    if ((e = take_turn(f, deadline)) < 0)
         return e;
-    }
     fop o;
     fop_init(&o, OP_WRITE, f->fd);
     o.buf = (void *)buf;
@@ -463,8 +471,7 @@ int wf_file_write(wf_file_t *f, const void *buf, size_t n, size_t *written, int6
         f->rpos = f->rlen = 0; /* the position moved back: drop the buffer */
     if (written)
         *written = o.done;
-    wf_lock_release(&f->turn);
-    leave(f);
+    give_turn(f);
     return (int)r;
 }
 
@@ -484,17 +491,14 @@ int64_t wf_file_seek(wf_file_t *f, int64_t offset, int whence)
         leave(f);
         return -EINVAL;
     }
-    if ((e = take_turn(f, WF_FOREVER)) < 0) {
-        leave(f);
+    if ((e = take_turn(f, WF_FOREVER)) < 0)
         return e;
-    }
     if (whence == SEEK_CUR)
         offset -= (int64_t)buffered(f); /* relative to the reader */
     int64_t r = do_lseek(f->fd, (off_t)offset, whence);
     if (r >= 0)
         f->rpos = f->rlen = 0;
-    wf_lock_release(&f->turn);
-    leave(f);
+    give_turn(f);
     return r;
 }
 

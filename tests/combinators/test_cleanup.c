@@ -354,35 +354,21 @@ static int m_leak(void *arg, void **res)
     return 0;
 }
 
+/* The child process of run_child: m_leak(body) on two workers. */
+static int leak_child(void *body)
+{
+    wf_config_t cfg;
+    wf_config_init(&cfg);
+    cfg.workers = 2;
+    int st = 1;
+    int e = wf_run(&cfg, m_leak, body, &st, NULL);
+    return e == 0 && st == 0 && atomic_load(&check_failures) == 0 ? 0 : 3;
+}
+
 /* Run m_leak(body) in a child process; return its stderr and wait status. */
 static char *run_child(wf_fn body, int *wstatus)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        wf_config_t cfg;
-        wf_config_init(&cfg);
-        cfg.workers = 2;
-        int st = 1;
-        int e = wf_run(&cfg, m_leak, (void *)body, &st, NULL);
-        _exit(e == 0 && st == 0 && atomic_load(&check_failures) == 0 ? 0 : 3);
-    }
-    close(p[1]);
-    size_t cap = 1 << 16, len = 0;
-    char *out = calloc(cap, 1);
-    assert_non_null(out);
-    ssize_t r;
-    while ((r = read(p[0], out + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    close(p[0]);
-    assert_int_equal(waitpid(pid, wstatus, 0), pid);
-    return out;
+    return run_child_stderr(leak_child, (void *)body, wstatus);
 }
 
 static void test_exit_report_scope(void **state)

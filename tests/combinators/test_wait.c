@@ -1,48 +1,6 @@
 /* test_wait.c - wf_wait (asyncio.wait): FIRST_COMPLETED, FIRST_EXCEPTION,
  * ALL_COMPLETED, deadlines, cancels nothing, consumes nothing. */
-#include "combo_test.h"
-
-enum { N = 6 };
-
-typedef struct {
-    wf_future_t *gate;
-    child_spec spec[N];
-    wf_task_t t[N];
-    _Atomic long ran, cancelled, started;
-} set_ctx;
-
-/* Spawn N gated children; child `quick` (if >= 0) does not wait and
- * returns `quick_status`. */
-static void spawn_set(set_ctx *c, int quick, int quick_status)
-{
-    c->gate = gate_new();
-    atomic_store(&c->ran, 0);
-    atomic_store(&c->cancelled, 0);
-    atomic_store(&c->started, 0);
-    for (int i = 0; i < N; i++) {
-        c->spec[i] = (child_spec){.gate = i == quick ? NULL : c->gate,
-                                  .status = i == quick ? quick_status : 0,
-                                  .ran = &c->ran,
-                                  .cancelled = &c->cancelled,
-                                  .started = &c->started};
-        CHECK_EQ(wf_spawn(&c->t[i], child_body, &c->spec[i], NULL), 0);
-    }
-}
-
-/* Open the gate and join every child: all references were still ours, and
- * nothing was cancelled. */
-static void finish_set(set_ctx *c, int quick, int quick_status)
-{
-    gate_open(c->gate);
-    for (int i = 0; i < N; i++) {
-        int st = -1;
-        CHECK_EQ(wf_join(c->t[i], &st, NULL), 0);
-        CHECK_EQ(st, i == quick ? quick_status : 0);
-    }
-    CHECK_EQ(atomic_load(&c->cancelled), 0);
-    CHECK_EQ(atomic_load(&c->ran), N);
-    wf_future_release(c->gate);
-}
+#include "wait_set.h"
 
 static int m_first_completed(void *arg, void **res)
 {
@@ -52,7 +10,7 @@ static int m_first_completed(void *arg, void **res)
     CHECK_EQ(wf_wait(c.t, N, WF_FIRST_COMPLETED, WF_FOREVER, done), 1);
     for (int i = 0; i < N; i++)
         CHECK_EQ(done[i], i == 4);
-    finish_set(&c, 4, 0);
+    finish_set(&c, 4, 0, -1);
     return 0;
 }
 
@@ -143,7 +101,7 @@ static int m_deadline(void *arg, void **res)
     int64_t t0 = wf_now();
     CHECK_EQ(wf_wait(c.t, N, WF_ALL_COMPLETED, wf_deadline_in(10 * WF_NSEC_PER_MSEC), done), 0);
     CHECK(wf_now() - t0 >= 10 * WF_NSEC_PER_MSEC);
-    finish_set(&c, -1, 0);
+    finish_set(&c, -1, 0, -1);
     return 0;
 }
 
@@ -186,7 +144,7 @@ static int m_cancel_and_scope(void *arg, void **res)
     CHECK_EQ(wf_timeout_enter_in(&to, 5 * WF_NSEC_PER_MSEC), 0);
     CHECK_EQ(wf_wait(c.t, N, WF_ALL_COMPLETED, WF_FOREVER, NULL), -ETIMEDOUT);
     CHECK_EQ(wf_timeout_leave(&to), 1);
-    finish_set(&c, -1, 0);
+    finish_set(&c, -1, 0, -1);
     return 0;
 }
 

@@ -2,54 +2,10 @@
  * FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, deadlines, the in-place
  * loop over many tasks on every worker, the waiter cancelled or its scope
  * expiring, bad input; it consumes nothing and writes nothing on error. */
-#include "combo_test.h"
-
-enum { N = 6 };
+#include "wait_set.h"
 
 /* A handle value no task has. */
 #define SENTINEL ((wf_task_t)0x5e5e5e5eull)
-
-typedef struct {
-    wf_future_t *gate;
-    child_spec spec[N];
-    wf_task_t t[N];
-    _Atomic long ran, cancelled, started;
-} set_ctx;
-
-/* Spawn N gated children; child `quick` (if >= 0) does not wait and
- * returns `quick_status`. */
-static void spawn_set(set_ctx *c, int quick, int quick_status)
-{
-    c->gate = gate_new();
-    atomic_store(&c->ran, 0);
-    atomic_store(&c->cancelled, 0);
-    atomic_store(&c->started, 0);
-    for (int i = 0; i < N; i++) {
-        c->spec[i] = (child_spec){.gate = i == quick ? NULL : c->gate,
-                                  .status = i == quick ? quick_status : 0,
-                                  .ran = &c->ran,
-                                  .cancelled = &c->cancelled,
-                                  .started = &c->started};
-        CHECK_EQ(wf_spawn(&c->t[i], child_body, &c->spec[i], NULL), 0);
-    }
-}
-
-/* Open the gate (unless the test did) and join every child: every
- * reference was still ours, and nothing was cancelled except child
- * `cancelled_one` (-1: none). */
-static void finish_set(set_ctx *c, int quick, int quick_status, int cancelled_one)
-{
-    if (wf_future_done(c->gate) == 0)
-        gate_open(c->gate);
-    for (int i = 0; i < N; i++) {
-        int st = -1;
-        CHECK_EQ(wf_join(c->t[i], &st, NULL), 0);
-        CHECK_EQ(st, i == quick ? quick_status : i == cancelled_one ? -ECANCELED : 0);
-    }
-    CHECK_EQ(atomic_load(&c->cancelled), cancelled_one >= 0);
-    CHECK_EQ(atomic_load(&c->ran), N - (cancelled_one >= 0));
-    wf_future_release(c->gate);
-}
 
 static void fill(wf_task_t *a, size_t n)
 {

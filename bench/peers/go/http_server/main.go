@@ -38,7 +38,10 @@
 //     its write side and reads what the client still sends (at most 1 s
 //     and 64 KiB) before closing, so no reset destroys the responses.
 //
-// Standard library only; it builds offline with Go >= 1.19:
+// Standard library only. Its command line, accept loop and stop come from
+// ../peerserver, shared with the other Go server and imported by that
+// relative path, which the go command takes in GOPATH mode only; it
+// builds offline with Go >= 1.19:
 //
 //	cd bench/peers/go/http_server && GO111MODULE=off go build -o DIR/http_server .
 package main
@@ -46,17 +49,13 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
-	"runtime"
 	"strconv"
-	"sync"
-	"syscall"
 	"time"
+
+	"../peerserver"
 )
 
 const (
@@ -313,48 +312,6 @@ func respond(w *bufio.Writer, r *request) bool {
 
 // --- connections ---------------------------------------------------------------
 
-// conns is the set of open connections, so that a stop can shut down their
-// read sides. A connection leaves it before it is closed, under the same
-// lock, so the stop never touches a closed one.
-type conns struct {
-	mu  sync.Mutex
-	set map[*net.TCPConn]struct{}
-	wg  sync.WaitGroup
-}
-
-func (s *conns) add(c *net.TCPConn) {
-	s.mu.Lock()
-	s.set[c] = struct{}{}
-	s.mu.Unlock()
-	s.wg.Add(1)
-}
-
-func (s *conns) remove(c *net.TCPConn) {
-	s.mu.Lock()
-	delete(s.set, c)
-	s.mu.Unlock()
-	c.Close()
-	s.wg.Done()
-}
-
-// stop shuts down the read side of every open connection and waits for the
-// handlers to return, at most until the limit; it reports whether they did.
-func (s *conns) stop(limit time.Duration) bool {
-	s.mu.Lock()
-	for c := range s.set {
-		c.CloseRead()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(limit):
-		return false
-	}
-}
-
 // serveConn serves one connection until end of file or an error (it
 // returns false), or until a response closes the connection (true: the
 // caller lingers, then closes).
@@ -421,8 +378,9 @@ const (
 	lingerTime  = time.Second
 )
 
-func serve(c *net.TCPConn, s *conns) {
-	defer s.remove(c)
+// serve serves one connection (serveConn), lingering after a response that
+// closes it; peerserver closes c.
+func serve(c *net.TCPConn) {
 	if serveConn(c) {
 		// Closing with unread bytes would reset the connection and could
 		// destroy the last responses: send end of file, wait for the
@@ -434,55 +392,5 @@ func serve(c *net.TCPConn, s *conns) {
 }
 
 func main() {
-	host := flag.String("host", "127.0.0.1", "address to listen on")
-	port := flag.Int("port", 0, "port to listen on (0: the kernel picks)")
-	workers := flag.Int("workers", 0, "GOMAXPROCS (0: one per CPU)")
-	flag.Parse()
-	if *workers > 0 {
-		runtime.GOMAXPROCS(*workers)
-	}
-
-	l, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "http_server:", err)
-		os.Exit(1)
-	}
-	// Register for the signals before saying we are ready, so a signal sent
-	// right after the ready line cannot kill the process.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	fmt.Printf("listening on %s\n", l.Addr()) // stdout is unbuffered in Go
-
-	s := &conns{set: make(map[*net.TCPConn]struct{})}
-	stopping := make(chan struct{})
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				select {
-				case <-stopping:
-					return
-				default:
-				}
-				// EMFILE and the like: back off briefly, as net/http's
-				// Server.Serve does, rather than spin or die.
-				fmt.Fprintln(os.Stderr, "http_server: accept:", err)
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			tc := c.(*net.TCPConn)
-			s.add(tc)
-			go serve(tc, s)
-		}
-	}()
-
-	<-sig
-	close(stopping)
-	l.Close()
-	<-accepted // no add after this: stop sees every connection
-	if !s.stop(5 * time.Second) {
-		fmt.Fprintln(os.Stderr, "http_server: connections still open after 5 s; exiting")
-	}
+	peerserver.Main("http_server", serve)
 }

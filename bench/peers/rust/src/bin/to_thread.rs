@@ -6,64 +6,21 @@
 //
 //   to_thread [--workers N] [--reps R]     (workers: runtime worker threads;
 //                                           default one per CPU)
+#[path = "harness/mod.rs"]
+mod harness;
+
 use std::time::Instant;
 
 const ONE: u64 = 100_000;
 const FIBERS: u64 = 64;
 const PER_FIBER: u64 = 5_000;
 
-fn median(v: &mut Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn fmt(x: f64) -> String {
-    if x < 100.0 {
-        format!("{:.2}", x)
-    } else {
-        format!("{:.0}", x)
-    }
-}
-
 fn main() {
-    let mut workers: usize = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let mut reps: usize = 5;
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--workers" if i + 1 < args.len() => {
-                let w: usize = args[i + 1].parse().expect("workers");
-                if w > 0 {
-                    workers = w;
-                }
-                i += 2;
-            }
-            "--reps" if i + 1 < args.len() => {
-                reps = args[i + 1].parse().expect("reps");
-                i += 2;
-            }
-            _ => {
-                eprintln!("usage: to_thread [--workers N] [--reps R]");
-                std::process::exit(64);
-            }
-        }
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
+    let o = harness::opts();
+    let rt = harness::runtime(&o);
     let (mut one, mut many) = (Vec::new(), Vec::new());
     rt.block_on(async {
-        for r in 0..=reps {
+        for r in 0..=o.reps {
             let t0 = Instant::now();
             let mut s = 0u64;
             for i in 1..=ONE {
@@ -94,19 +51,20 @@ fn main() {
             }
         }
     });
-    println!(
-        "to_thread tokio us_per_call {} us workers={},reps={},calls={},fibers=1",
-        fmt(median(&mut one)),
-        workers,
-        reps,
-        ONE
+    harness::report(
+        "to_thread",
+        "us_per_call",
+        harness::median(&mut one),
+        "us",
+        &o,
+        &format!("calls={},fibers=1", ONE),
     );
-    println!(
-        "to_thread tokio us_per_call_64 {} us workers={},reps={},calls={},fibers={}",
-        fmt(median(&mut many)),
-        workers,
-        reps,
-        FIBERS * PER_FIBER,
-        FIBERS
+    harness::report(
+        "to_thread",
+        "us_per_call_64",
+        harness::median(&mut many),
+        "us",
+        &o,
+        &format!("calls={},fibers={}", FIBERS * PER_FIBER, FIBERS),
     );
 }
