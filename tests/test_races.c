@@ -306,10 +306,12 @@ static int getter_spawning(void *arg, void **res)
     (void)res;
     dropper *d = arg;
     /* Spawned on this worker and cancelled at once: the next task this
-     * worker switches to when the get below parks. */
+     * worker switches to when the get below parks. Pinned to it: unpinned,
+     * an idle worker could steal it and run its body before the cancel
+     * (7 of 200 rounds with a 2 ms pause between the two calls). */
     wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
     o.drop = waiting_drop;
-    o.worker = -1;
+    o.worker = wf_worker_index();
     wf_task_t x;
     CHECK_EQ(wf_spawn(&x, never_runs, d, &o), 0);
     CHECK_EQ(wf_cancel(x), 0);

@@ -348,8 +348,13 @@ static int m_state(void *arg, void **res)
     CHECK(strncmp(name, o.name, 31) == 0);
     CHECK_EQ(wf_task_name(t, name, 5), 0);
     CHECK(strcmp(name, "a-ra") == 0);
+    /* Until it is seen parked in its sleep, with a generous deadline (a
+     * count of yields was no bound: once we moved to the other worker,
+     * 100,000 of them took a few ms, which t's worker's thread may spend
+     * preempted on a loaded machine). */
     int seen_parked = 0;
-    for (int i = 0; i < 100000 && !seen_parked; i++) {
+    int64_t give_up = wf_deadline_in(30 * WF_NSEC_PER_SEC);
+    while (!seen_parked && wf_now() < give_up) {
         wf_yield();
         seen_parked = wf_task_state(t) == WF_TASK_PARKED;
     }
@@ -399,8 +404,12 @@ static int yield_pinger(void *arg, void **res)
 static int m_yield(void *arg, void **res)
 {
     yield_probe p = {0};
+    /* Pinned to the worker we run on, which we hold until the join: both
+     * are spawned before either runs. (On worker 0 from main on worker 1,
+     * a ran at once and could finish its 1000 turns alone before b came,
+     * if main was preempted between the two spawns.) */
     wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
-    o.worker = 0;
+    o.worker = wf_worker_index();
     wf_task_t a, b;
     CHECK_EQ(wf_spawn(&a, yield_pinger, &p, &o), 0);
     CHECK_EQ(wf_spawn(&b, yield_pinger, &p, &o), 0);

@@ -24,11 +24,18 @@ static int reader(void *arg, void **res)
     return wf_sleep(WF_NSEC_PER_MSEC); /* now it works */
 }
 
-static int m_messages(void *arg, void **res)
+/* The tasks that receive two requests in a row run on the worker of the
+ * task that makes them (pinned to it, as that task is): they cannot run,
+ * see the first request and end, before the second is made. (Unpinned,
+ * another worker ran the reader between the two: it read "first" and one
+ * request, or the sleeper ended and the second cancel was -EALREADY.) */
+static int messages_body(void *arg, void **res)
 {
     msg_ctx m = {0};
+    wf_spawn_opts_t here = WF_SPAWN_OPTS_INIT;
+    here.worker = wf_worker_index();
     wf_task_t t;
-    CHECK_EQ(wf_spawn(&t, reader, &m, NULL), 0);
+    CHECK_EQ(wf_spawn(&t, reader, &m, &here), 0);
     CHECK(wait_count(&m.started, 1, LONG_NS));
     while (wf_task_state(t) != WF_TASK_PARKED)
         wf_yield();
@@ -43,7 +50,7 @@ static int m_messages(void *arg, void **res)
     CHECK_EQ(m.left_after_uncancel, 1);
     CHECK_EQ(m.r2, -ECANCELED);
     /* A plain wf_cancel has no message. */
-    CHECK_EQ(wf_spawn(&t, sleep_forever, NULL, NULL), 0);
+    CHECK_EQ(wf_spawn(&t, sleep_forever, NULL, &here), 0);
     CHECK_EQ(wf_cancel_msg(t, "x"), 0);
     CHECK_EQ(wf_cancel(t), 0);
     const char *msg = "unset";
@@ -51,6 +58,18 @@ static int m_messages(void *arg, void **res)
     CHECK(msg == NULL);
     CHECK_EQ(wf_join(t, &st, NULL), 0);
     CHECK_EQ(st, -ECANCELED);
+    return 0;
+}
+
+static int m_messages(void *arg, void **res)
+{
+    wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+    o.worker = 1;
+    wf_task_t t;
+    CHECK_EQ(wf_spawn(&t, messages_body, NULL, &o), 0);
+    int st = 1;
+    CHECK_EQ(wf_join(t, &st, NULL), 0);
+    CHECK_EQ(st, 0);
     return 0;
 }
 

@@ -190,16 +190,24 @@ static int emfile_main(void *arg, void **res)
     o.on_error = on_error;
     wf_server_t *srv;
     CHECK_EQ(wf_start_server(&srv, "127.0.0.1", 0, echo_handler, NULL, &o), 0);
-    /* The client's socket first, then use up every descriptor. */
+    /* A first connection, accepted before the descriptors run out: the
+     * accept loop then waits for the next one, and nothing but c2's socket
+     * below can take the descriptor freed for it. (Still pending, c had the
+     * loop retrying every 1 to 16 ms, and a retry between the close and
+     * c2's socket took that descriptor: c2's connect failed, -EMFILE.) */
     wf_stream_t *c;
     CHECK_EQ(wf_open_connection(&c, "127.0.0.1", server_port(srv), DL()), 0);
+    int64_t dl = DL();
+    while (wf_server_accepted(srv) < 1 && wf_now() < dl)
+        wf_sleep(WF_NSEC_PER_MSEC);
+    CHECK_EQ(wf_server_accepted(srv), 1);
+    /* Use up every descriptor but one; c2's socket takes that one, and its
+     * connection waits in the backlog. */
     int held[512], n = 0;
     for (; n < 512; n++)
         if ((held[n] = dup(0)) < 0)
             break;
     CHECK(n < 512);
-    /* The connection was pending before we took the last descriptors, or
-     * it is accepted already: make a second one wait for sure. */
     close(held[--n]);
     wf_stream_t *c2;
     CHECK_EQ(wf_open_connection(&c2, "127.0.0.1", server_port(srv), DL()), 0);

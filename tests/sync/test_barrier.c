@@ -82,10 +82,15 @@ static int m_broken(void *arg, void **res)
         wf_task_t t[2];
         CHECK_EQ(wf_spawn(&t[0], wait_once, &b, NULL), 0);
         CHECK(wait_parked(t[0]));
-        CHECK_EQ(wf_spawn(&t[1], how == 3 ? wait_short : wait_once, &b, NULL), 0);
-        CHECK(wait_parked(t[1]));
-        CHECK_EQ(wf_barrier_n_waiting(&b), 2);
+        CHECK_EQ(wf_barrier_n_waiting(&b), 1);
         CHECK_EQ(wf_barrier_destroy(&b), -EBUSY);
+        CHECK_EQ(wf_spawn(&t[1], how == 3 ? wait_short : wait_once, &b, NULL), 0);
+        /* The party with a deadline (how 3) is not watched: it may have
+         * timed out, and broken the barrier, before we look. */
+        if (how != 3) {
+            CHECK(wait_parked(t[1]));
+            CHECK_EQ(wf_barrier_n_waiting(&b), 2);
+        }
         int want1 = -EPIPE;
         switch (how) {
         case 0:
