@@ -133,28 +133,31 @@ ssize_t wf__sock_recvmsg_fds(wf_sock_t *s, struct iovec *iov, int cnt, int *fds,
         }
     }
     if (r >= 0) {
-        int got = 0;
-        bool extra = false;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                continue;
-            size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t i = 0; i < n; i++) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (got < maxfds)
-                    fds[got++] = fd;
-                else {
-                    close(fd); /* not wanted: never leaked */
-                    extra = true;
-                }
-            }
-        }
+        int all = wf__cmsg_take_fds(&m, fds, maxfds);
         if (nfds)
-            *nfds = got;
+            *nfds = all < maxfds ? all : maxfds;
         if (mflags)
-            *mflags = m.msg_flags | (extra ? MSG_CTRUNC : 0);
+            *mflags = m.msg_flags | (all > maxfds ? MSG_CTRUNC : 0);
     }
     wf__sock_leave(s, WF__TURN_READ);
     return r;
+}
+
+int wf__cmsg_take_fds(struct msghdr *m, int *fds, int maxfds)
+{
+    int all = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++, all++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (all < maxfds)
+                fds[all] = fd;
+            else
+                close(fd); /* not wanted: never leaked */
+        }
+    }
+    return all;
 }

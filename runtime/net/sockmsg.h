@@ -35,4 +35,11 @@ int wf__sock_sendmsg_fds(wf_sock_t *s, const struct iovec *iov, int cnt, const i
 ssize_t wf__sock_recvmsg_fds(wf_sock_t *s, struct iovec *iov, int cnt, int *fds, int maxfds, int *nfds,
                              int *mflags, int64_t deadline);
 
+/* Take the descriptors that arrived (SCM_RIGHTS) with the message `m` just
+ * received: the first `maxfds` (0 or more) go to `fds` in order, and every
+ * one beyond is closed, so none leaks. Returns how many arrived in all,
+ * kept and closed: more than maxfds says some were closed. No system call
+ * but those close()s, so the zygote and the worker processes use it too. */
+int wf__cmsg_take_fds(struct msghdr *m, int *fds, int maxfds);
+
 #endif

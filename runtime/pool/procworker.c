@@ -16,6 +16,7 @@
  * next job at once finds the worker awake, which saves the sleep and the
  * wake-up of a process, tens of microseconds on a VM. Then it blocks.
  */
+#include "net/sockmsg.h"
 #include "procwire.h"
 #include "zygote.h"
 
@@ -146,22 +147,8 @@ static ssize_t recv_frame(int chan, unsigned char *buf, int *fd, int *nfds, int 
         (void)i;
     }
     *fd = -1;
-    *nfds = 0;
+    *nfds = wf__cmsg_take_fds(&m, fd, 1);
     *mflags = m.msg_flags;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t k = 0; k < n; k++) {
-            int f;
-            memcpy(&f, CMSG_DATA(c) + k * sizeof(int), sizeof f);
-            if (*fd < 0)
-                *fd = f;
-            else
-                close(f);
-            (*nfds)++;
-        }
-    }
     return r;
 }
 

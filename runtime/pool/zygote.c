@@ -1,5 +1,6 @@
 /* zygote.c - the registry of jobs, wf_procpool_init(), the zygote process
  * and the parent's side of its channel (zygote.h). */
+#include "net/sockmsg.h"
 #include "procwire.h"
 #include "zygote.h"
 
@@ -214,22 +215,7 @@ static ssize_t recv_msg(int fd, wf__zy_msg *msg, int *got_fd, bool *trunc)
     ssize_t r = sys_recvmsg(fd, &m);
     if (r < 0)
         return r;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; i++) {
-            int f;
-            memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-            if (*got_fd < 0) {
-                *got_fd = f;
-            } else {
-                close(f);
-                *trunc = true;
-            }
-        }
-    }
-    *trunc = *trunc || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
+    *trunc = wf__cmsg_take_fds(&m, got_fd, 1) > 1 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
     return r;
 }
 

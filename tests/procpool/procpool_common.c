@@ -200,25 +200,31 @@ static int job_hang(const void *in, size_t len, wf_procout_t *out)
 
 /* --- jobs that break the wire --------------------------------------------------------- */
 
-static void raw_send(const void *b, size_t n, int fd)
+/* Send b[0..n) with the nfds (0 to 2) descriptors of fds attached. */
+static void raw_send_fds(const void *b, size_t n, const int *fds, int nfds)
 {
     union {
         struct cmsghdr h;
-        char c[CMSG_SPACE(sizeof(int))];
+        char c[CMSG_SPACE(2 * sizeof(int))];
     } ctl;
     struct iovec v = {.iov_base = (void *)b, .iov_len = n};
     struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
-    if (fd >= 0) {
+    if (nfds > 0) {
         memset(&ctl, 0, sizeof ctl);
         m.msg_control = ctl.c;
-        m.msg_controllen = sizeof ctl.c;
+        m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
         struct cmsghdr *c = CMSG_FIRSTHDR(&m);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
     }
     (void)sendmsg(wf__procworker_channel(), &m, MSG_NOSIGNAL);
+}
+
+static void raw_send(const void *b, size_t n, int fd)
+{
+    raw_send_fds(b, n, &fd, fd >= 0);
 }
 
 static wf__pw_frame result_frame(uint64_t len)
@@ -230,7 +236,7 @@ static wf__pw_frame result_frame(uint64_t len)
 /* Kinds of bad frames (the argument). The worker then replies as usual
  * after it: the parent must have stopped at the bad one. */
 enum { BAD_GARBAGE, BAD_HUGE_LEN, BAD_SHORT, BAD_WRONG_ID, BAD_TYPE, BAD_STATUS, BAD_LONG_MSG, BAD_FD_INLINE,
-       BAD_SHM_UNSEALED, BAD_SHM_SIZE, BAD_SHM_NOFD, BAD_FLAGS, BAD_KINDS };
+       BAD_SHM_UNSEALED, BAD_SHM_SIZE, BAD_SHM_NOFD, BAD_FLAGS, BAD_SHM_TWO_FDS, BAD_KINDS };
 
 static int job_bad(const void *in, size_t len, wf_procout_t *out)
 {
@@ -276,16 +282,23 @@ static int job_bad(const void *in, size_t len, wf_procout_t *out)
         raw_send(&f, sizeof f, 0);
         break;
     case BAD_SHM_UNSEALED:
-    case BAD_SHM_SIZE: {
+    case BAD_SHM_SIZE:
+    case BAD_SHM_TWO_FDS: {
         size_t n = 128 * 1024;
-        int fd = memfd_create("bad", MFD_ALLOW_SEALING);
-        ftruncate(fd, (off_t)n);
-        if (kind == BAD_SHM_SIZE) /* sealed, but not the size announced */
-            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+        int fd[2] = {memfd_create("bad", MFD_ALLOW_SEALING), -1};
+        ftruncate(fd[0], (off_t)n);
+        if (kind != BAD_SHM_UNSEALED) /* BAD_SHM_SIZE: sealed, but not the size announced */
+            fcntl(fd[0], F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
         f = result_frame(kind == BAD_SHM_SIZE ? 2 * n : n);
         f.flags = WF__PW_SHM;
-        raw_send(&f, sizeof f, fd);
-        close(fd);
+        if (kind == BAD_SHM_TWO_FDS) { /* a good shared frame, and one descriptor too many */
+            fd[1] = dup(fd[0]);
+            raw_send_fds(&f, sizeof f, fd, 2);
+            close(fd[1]);
+        } else {
+            raw_send(&f, sizeof f, fd[0]);
+        }
+        close(fd[0]);
         break;
     }
     case BAD_SHM_NOFD:

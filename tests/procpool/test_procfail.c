@@ -177,7 +177,7 @@ static void test_stopped(void **state)
 
 /* --- the wire: bad frames -------------------------------------------------------------- */
 
-enum { BAD_KINDS = 12 }; /* procpool_common.c's job_bad */
+enum { BAD_KINDS = 13 }; /* procpool_common.c's job_bad */
 
 static int frames_main(void *arg, void **res)
 {
