@@ -224,7 +224,7 @@ static inline int put_slow(wf_queue_t *q, void *item, int64_t deadline, bool try
 {
     for (;;) {
         wf__task *wake = NULL;
-        wf__spin_lock(&q->lock);
+        wf__spin_lock_hot(&q->lock);
         bool idle = false;
         if (q->mode == WF__QM_RING) {
             wf__queue_freeze(q);
@@ -297,7 +297,7 @@ int wf_queue_try_put(wf_queue_t *q, void *item)
 static inline int get_slow(wf_queue_t *q, void **item, int64_t deadline, bool try_only)
 {
     wf__task *wake = NULL;
-    wf__spin_lock(&q->lock);
+    wf__spin_lock_hot(&q->lock);
     bool idle = false;
     if (q->mode == WF__QM_RING) {
         wf__queue_freeze(q);
