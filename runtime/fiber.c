@@ -33,14 +33,17 @@ static void fiber_entry(transfer_t tr);
 
 /* Owner only. Queue `t` at the back of this worker's ring (or its pinned
  * inbox), sending overflow to the inject queue. */
-static void requeue_back(wf__worker *w, wf__task *t)
+static void requeue_back(wf__worker *w, wf__task *t, bool woken)
 {
     if (t->pin >= 0) {
         wf__inject_push(&w->pinned, t);
         return;
     }
-    if (wf__likely(wf__runq_try_push(&w->runq, t)))
+    if (wf__likely(wf__runq_try_push(&w->runq, t))) {
+        if (!woken)
+            wf__runq_mark_plain(&w->runq);
         return;
+    }
     wf__batch of;
     wf__batch_init(&of);
     if (!wf__runq_push(&w->runq, t, &of)) {
@@ -75,7 +78,7 @@ static void settle_park(wf__worker *w, wf__task *t)
     }
     wf__task *old = wf__runq_put_next(&w->runq, t);
     if (old) {
-        requeue_back(w, old);
+        requeue_back(w, old, true);
         wf__notify_work(w->rt);
     }
 }
@@ -89,7 +92,7 @@ static void finish_switch(wf__worker *w, wf__task *t, unsigned action, fcontext_
     switch (action) {
     case WF__ACT_YIELD:
         atomic_store_explicit(&t->where, WF__WHERE_QUEUED, memory_order_relaxed);
-        requeue_back(w, t);
+        requeue_back(w, t, false);
         break;
     case WF__ACT_PARK:
         settle_park(w, t);

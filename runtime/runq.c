@@ -5,6 +5,7 @@ void wf__runq_init(wf__runq *q)
 {
     atomic_init(&q->head, 0);
     atomic_init(&q->tail, 0);
+    atomic_init(&q->plain_end, 0);
     atomic_init(&q->next, NULL);
     for (uint32_t i = 0; i < WF__RUNQ_CAP; i++)
         atomic_init(&q->ring[i], NULL);
@@ -44,8 +45,10 @@ wf__task *wf__runq_steal_into(wf__runq *victim, wf__runq *dst)
     /* Keep the last stolen task to run now; publish the rest in dst. */
     n--;
     wf__task *run = atomic_load_explicit(&dst->ring[(dtail + n) & WF__RUNQ_MASK], memory_order_relaxed);
-    if (n)
+    if (n) {
         atomic_store_explicit(&dst->tail, dtail + n, memory_order_release);
+        wf__runq_mark_plain(dst); /* stolen: spread further at once if need be */
+    }
     return run;
 }
 

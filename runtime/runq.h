@@ -21,6 +21,16 @@
  * its users 20x slowdowns), and the scheduler caps consecutive runs from it
  * (sched.c) so two fibers bouncing through it cannot starve the ring.
  *
+ * WOKEN ENTRIES. A task that a running fiber woke goes to the next slot,
+ * and the one it displaces to the ring: such entries are a conversation
+ * between this worker's fibers (a channel's producers and consumers), best
+ * left on this core while the owner gets through them (sched.c, "stealing
+ * with a grace period"). The owner records, in plain_end, where the newest
+ * other entry is; an entry at or past head below plain_end means the ring
+ * holds work that is not such a conversation. Entries leave the ring in
+ * order, so one counter suffices: no per-entry flag, no read of a task a
+ * thief does not own.
+ *
  * WF_RUNQ_LOG2 can be lowered at build time so tests can exercise the
  * overflow and steal paths with a tiny ring (tokio shrinks its queue to 4
  * slots under loom for the same reason).
@@ -40,6 +50,11 @@
 typedef struct wf__runq {
     WF_ALIGNED_CL _Atomic uint32_t head;
     WF_ALIGNED_CL _Atomic uint32_t tail;
+    /* One past the newest ring entry that is not a task woken by this
+     * worker's fibers (a spawn, a yield, I/O, a steal): see WOKEN below.
+     * Written by the owner, read by thieves; in tail's line, which both
+     * touch anyway. */
+    _Atomic uint32_t plain_end;
     _Atomic(wf__task *) next;
     WF_ALIGNED_CL _Atomic(wf__task *) ring[WF__RUNQ_CAP];
 } wf__runq;
@@ -94,6 +109,24 @@ static inline bool wf__runq_push(wf__runq *q, wf__task *t, wf__batch *overflow)
         wf__batch_push(overflow, t);
         return false;
     }
+}
+
+/* Owner: the entries now in the ring count as plain work, stealable at
+ * once (WOKEN ENTRIES above). */
+static inline void wf__runq_mark_plain(wf__runq *q)
+{
+    /* relaxed: a placement hint; a thief reading a stale value only
+     * steals a little sooner or later. */
+    atomic_store_explicit(&q->plain_end, atomic_load_explicit(&q->tail, memory_order_relaxed),
+                          memory_order_relaxed);
+}
+
+/* Any thread: whether the entries from `head` on are all tasks woken by the
+ * owner's fibers (a hint, as above). */
+static inline bool wf__runq_only_woken(wf__runq *q, uint32_t head)
+{
+    uint32_t end = atomic_load_explicit(&q->plain_end, memory_order_relaxed);
+    return (int32_t)(end - head) <= 0;
 }
 
 /* Owner: take the oldest ring entry, or NULL. */

@@ -200,9 +200,10 @@ static void print_stats(wf__runtime *rt)
     for (uint32_t i = 0; i < rt->nworkers; i++) {
         const wf__worker_stats *st = &rt->workers[i].stats;
         fprintf(stderr,
-                "  wf-worker-%u: runs %llu, steals %llu, parks %llu, inject pops %llu, timer fires %llu, "
-                "epoll harvests %llu (%llu tasks)\n",
+                "  wf-worker-%u: runs %llu, steals %llu (%llu from stalled victims), grace passes %llu, "
+                "parks %llu, inject pops %llu, timer fires %llu, epoll harvests %llu (%llu tasks)\n",
                 (unsigned)i, (unsigned long long)st->runs, (unsigned long long)st->steals,
+                (unsigned long long)st->stalled_steals, (unsigned long long)st->grace_passes,
                 (unsigned long long)st->parks, (unsigned long long)st->inject_pops,
                 (unsigned long long)st->timer_fires, (unsigned long long)st->harvests,
                 (unsigned long long)st->harvested);

@@ -29,6 +29,9 @@ enum {
 /* Per-worker counters (owner writes, relaxed; read by dumps and benches). */
 typedef struct wf__worker_stats {
     uint64_t runs, steals, parks, inject_pops, timer_fires;
+    /* search(): steals from a victim found stalled within a grace period;
+     * passes spent waiting one out. */
+    uint64_t stalled_steals, grace_passes;
     uint64_t harvests, harvested; /* epoll harvests that found tasks, and the tasks */
 } wf__worker_stats;
 
@@ -44,6 +47,11 @@ typedef struct wf__worker {
     unsigned action;      /* WF__ACT_*, set by the fiber before switching back */
     uint64_t tick;
     int64_t harvest_at; /* when the fairness tick last harvested the epoll */
+    /* Contention met on channel locks (wf__note_contention): a level that
+     * rises by one per contended acquisition and drains with time, and
+     * when it last rose. */
+    uint32_t contention;
+    int64_t contended_at;
     unsigned fair_in, timer_in; /* ticks until the loop's periodic duties */
     unsigned next_streak;
     bool searching;
@@ -138,11 +146,24 @@ void wf__worker_wake(wf__worker *w, uint32_t how);
 
 void wf__push_local_slow(wf__worker *w, wf__task *t);
 
-/* Owner only: the back of the ring, overflow to inject. */
-static inline void wf__push_local(wf__worker *w, wf__task *t)
+/* Any thread (a no-op off the workers): the caller found a channel's lock
+ * taken by another core. Feeds the stealing policy (sched.c, "stealing with
+ * a grace period"). */
+void wf__note_contention(void);
+
+/* Owner only: the back of the ring, overflow to inject, for a task a
+ * fiber of this worker woke (runq.h, WOKEN ENTRIES). */
+static inline void wf__push_local_woken(wf__worker *w, wf__task *t)
 {
     if (wf__unlikely(!wf__runq_try_push(&w->runq, t)))
         wf__push_local_slow(w, t);
+}
+
+/* Owner only: the back of the ring, overflow to inject; stealable at once. */
+static inline void wf__push_local(wf__worker *w, wf__task *t)
+{
+    wf__push_local_woken(w, t);
+    wf__runq_mark_plain(&w->runq);
 }
 
 /* Owner only: the next slot (within its streak cap), else the ring. */
@@ -155,7 +176,7 @@ static inline wf__task *wf__pop_local(wf__worker *w)
             return t;
         }
         /* Cap reached: the ring gets a turn first. */
-        wf__push_local(w, t);
+        wf__push_local_woken(w, t);
     }
     w->next_streak = 0;
     return wf__runq_pop(&w->runq);

@@ -199,7 +199,7 @@ void wf__ready(wf__task *t)
          * worker that would find nothing; a displaced task does. */
         wf__task *old = wf__runq_put_next(&w->runq, t);
         if (old) {
-            wf__push_local(w, old);
+            wf__push_local_woken(w, old);
             wf__notify_work(rt);
         }
         return;
@@ -432,6 +432,50 @@ static void stop_searching(wf__worker *w)
     }
 }
 
+/* Stealing with a grace period (docs/architecture.md, "Where a woken task
+ * runs"). A victim's ring shorter than STEAL_EAGER that holds only tasks
+ * its own fibers woke (runq.h, WOKEN ENTRIES) is left alone while the
+ * victim gets through it (its head moved within the last STEAL_LOOK_NS),
+ * when this worker has lately met contention on channel locks: its
+ * contention level is CONTENTION_PACK or more. Such tasks talk through a
+ * channel and do little else; spread over two cores they spend their time
+ * moving the channel's lines between them (mpmc: 40 M items/s spread, 120
+ * on one worker). A searcher waits up to STEAL_GRACE_NS for such a victim
+ * to stall, then parks. Anything else (a longer ring, a spawn, a yield,
+ * I/O, a victim stuck in one fiber, tasks that work between their channel
+ * operations and so rarely contend) is stolen at once, as before. */
+#define STEAL_EAGER 8
+/* The contention level drains by one every CONTENTION_DRAIN_NS; it stops
+ * at CONTENTION_MAX (so a worker that has stopped meeting contention
+ * steals again after about CONTENTION_MAX - CONTENTION_PACK us). */
+#define CONTENTION_DRAIN_NS 1000
+#define CONTENTION_MAX 4096u
+#define CONTENTION_PACK 64u
+#define STEAL_LOOK_NS (30 * 1000)
+#define STEAL_GRACE_NS (150 * 1000)
+/* Victims whose heads a searcher remembers; with more workers, no grace. */
+#define STEAL_GRACE_MAX_WORKERS 64
+/* Pauses between two passes of a searcher waiting out a grace period: a
+ * pass reads every victim's ring, the inject queue and the timer wheels. */
+#define STEAL_GRACE_PAUSES 32
+
+static uint32_t contention_level(const wf__worker *w, int64_t now)
+{
+    int64_t drained = (now - w->contended_at) / CONTENTION_DRAIN_NS;
+    return drained >= (int64_t)w->contention ? 0 : w->contention - (uint32_t)drained;
+}
+
+void wf__note_contention(void)
+{
+    wf__worker *w = wf__tls_worker();
+    if (!w)
+        return;
+    int64_t now = wf_now();
+    uint32_t level = contention_level(w, now);
+    w->contention = level < CONTENTION_MAX ? level + 1 : CONTENTION_MAX;
+    w->contended_at = now;
+}
+
 static wf__task *search(wf__worker *w)
 {
     wf__runtime *rt = w->rt;
@@ -442,14 +486,49 @@ static wf__task *search(wf__worker *w)
         w->searching = true;
     }
     wf__task *t = NULL;
-    for (int pass = 0; pass < STEAL_PASSES && !t; pass++) {
-        uint32_t start = n > 1 ? rng_next(w) % n : 0;
+    /* Only a worker that lately met contention waits (see above). */
+    bool can_wait = n <= STEAL_GRACE_MAX_WORKERS && w->contention >= CONTENTION_PACK;
+    uint32_t heads[STEAL_GRACE_MAX_WORKERS]; /* victims' heads at the last look */
+    int64_t start = 0, look = 0;
+    for (int pass = 0;; pass++) {
+        bool deferred = false, looked = false;
+        int64_t now = 0;
+        if (start) {
+            now = wf_now();
+            looked = now - look >= STEAL_LOOK_NS;
+            if (looked)
+                look = now;
+        }
+        uint32_t first = n > 1 ? rng_next(w) % n : 0;
         for (uint32_t i = 0; i < n && !t; i++) {
-            wf__worker *v = &rt->workers[(start + i) % n];
+            uint32_t k = (first + i) % n;
+            wf__worker *v = &rt->workers[k];
             if (v == w)
                 continue;
-            t = wf__runq_steal_into(&v->runq, &w->runq);
-            if (!t && pass == STEAL_PASSES - 1)
+            /* acquire: as the steal's own loads (runq.c). */
+            uint32_t h = atomic_load_explicit(&v->runq.head, memory_order_acquire);
+            uint32_t tl = atomic_load_explicit(&v->runq.tail, memory_order_acquire);
+            if (can_wait && tl != h && tl - h < STEAL_EAGER && wf__runq_only_woken(&v->runq, h)) {
+                if (!start) {
+                    /* The first such victim: the grace period starts, if
+                     * the contention is recent enough. */
+                    start = look = wf_now();
+                    can_wait = contention_level(w, start) >= CONTENTION_PACK;
+                    for (uint32_t j = 0; j < n; j++)
+                        heads[j] = atomic_load_explicit(&rt->workers[j].runq.head, memory_order_relaxed);
+                }
+                if (can_wait && (!looked || h != heads[k])) {
+                    if (looked)
+                        heads[k] = h; /* moved since the last look */
+                    deferred = true;
+                    continue; /* it is getting through them */
+                }
+                if ((t = wf__runq_steal_into(&v->runq, &w->runq)) != NULL)
+                    w->stats.stalled_steals++;
+            } else {
+                t = wf__runq_steal_into(&v->runq, &w->runq);
+            }
+            if (!t && pass >= STEAL_PASSES - 1)
                 t = wf__runq_steal_next(&v->runq);
             if (t)
                 w->stats.steals++;
@@ -458,8 +537,17 @@ static wf__task *search(wf__worker *w)
             t = pop_shared(w, false);
         if (!t && check_all_timers(w))
             t = wf__pop_local(w);
-        if (!t)
+        if (!t && looked)
+            t = harvest(w, false); /* nobody else looks at I/O meanwhile */
+        if (t || (pass >= STEAL_PASSES - 1 && (!deferred || now - start >= STEAL_GRACE_NS)))
+            break;
+        if (deferred) {
+            w->stats.grace_passes++;
+            for (int j = 0; j < STEAL_GRACE_PAUSES; j++)
+                wf__cpu_relax();
+        } else {
             wf__cpu_relax();
+        }
     }
     if (t)
         stop_searching(w);

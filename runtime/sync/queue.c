@@ -207,6 +207,16 @@ int wf_queue_destroy(wf_queue_t *q, wf_queue_drop_fn drop, void *arg, size_t *dr
     return 0;
 }
 
+/* Take a queue's lock from put or get, noting contention for the
+ * scheduler (wf__note_contention) when another core holds it. */
+static inline void lock_queue(wf_queue_t *q)
+{
+    if (wf__unlikely(!wf__spin_trylock(&q->lock))) {
+        wf__note_contention();
+        wf__spin_lock_hot(&q->lock);
+    }
+}
+
 /* The slow path's common ending, after an operation that did not wait:
  * thaw a ring that nobody waited on (`idle`: only ever true for a ring;
  * wf__queue_thaw_if_idle), unlock, make the woken task runnable. */
@@ -224,7 +234,7 @@ static inline int put_slow(wf_queue_t *q, void *item, int64_t deadline, bool try
 {
     for (;;) {
         wf__task *wake = NULL;
-        wf__spin_lock_hot(&q->lock);
+        lock_queue(q);
         bool idle = false;
         if (q->mode == WF__QM_RING) {
             wf__queue_freeze(q);
@@ -297,7 +307,7 @@ int wf_queue_try_put(wf_queue_t *q, void *item)
 static inline int get_slow(wf_queue_t *q, void **item, int64_t deadline, bool try_only)
 {
     wf__task *wake = NULL;
-    wf__spin_lock_hot(&q->lock);
+    lock_queue(q);
     bool idle = false;
     if (q->mode == WF__QM_RING) {
         wf__queue_freeze(q);

@@ -63,6 +63,7 @@ static wf__runq *new_runq(uint32_t start)
      * cross the 2^32 wrap. */
     atomic_store(&q->head, start);
     atomic_store(&q->tail, start);
+    atomic_store(&q->plain_end, start);
     return q;
 }
 
@@ -280,6 +281,47 @@ static void test_steal_halves(void **state)
     assert_null(wf__runq_steal_into(v, d));
     free(v);
     free(d);
+}
+
+/* WOKEN ENTRIES: only_woken says whether every entry from head on was
+ * pushed without a mark; a marked entry counts until it leaves the ring, by
+ * a pop or a steal; stolen entries count as marked in the thief's ring. */
+static void test_woken_marks(void **state)
+{
+    for (size_t s = 0; s < NSTARTS; s++) {
+        wf__runq *q = new_runq(starts[s]), *d = new_runq(starts[NSTARTS - 1 - s]);
+        uint32_t h = atomic_load(&q->head);
+        assert_true(wf__runq_only_woken(q, h)); /* empty */
+        assert_true(wf__runq_try_push(q, T(0)));
+        assert_true(wf__runq_try_push(q, T(1)));
+        assert_true(wf__runq_only_woken(q, h));
+        assert_true(wf__runq_try_push(q, T(2)));
+        wf__runq_mark_plain(q); /* T(2) is plain work */
+        assert_false(wf__runq_only_woken(q, atomic_load(&q->head)));
+        assert_ptr_equal(wf__runq_pop(q), T(0));
+        assert_ptr_equal(wf__runq_pop(q), T(1));
+        assert_false(wf__runq_only_woken(q, atomic_load(&q->head))); /* T(2) is still in */
+        assert_true(wf__runq_try_push(q, T(3)));                     /* woken, behind it */
+        assert_false(wf__runq_only_woken(q, atomic_load(&q->head)));
+        assert_ptr_equal(wf__runq_pop(q), T(2));
+        assert_true(wf__runq_only_woken(q, atomic_load(&q->head))); /* only T(3) left */
+        /* A steal that leaves entries in the thief's ring marks them. */
+        assert_true(wf__runq_try_push(q, T(4)));
+        assert_true(wf__runq_try_push(q, T(5)));
+        if (CAP >= 4)
+            assert_true(wf__runq_try_push(q, T(6)));
+        uint32_t n = wf__runq_len(q), took = n - n / 2;
+        assert_non_null(wf__runq_steal_into(q, d));
+        assert_int_equal(wf__runq_len(d), took - 1);
+        if (took > 1)
+            assert_false(wf__runq_only_woken(d, atomic_load(&d->head)));
+        assert_true(wf__runq_only_woken(q, atomic_load(&q->head))); /* the victim's rest */
+        while (wf__runq_pop(d))
+            ;
+        assert_true(wf__runq_only_woken(d, atomic_load(&d->head)));
+        free(q);
+        free(d);
+    }
 }
 
 /* A thief must steal into an empty queue: steal_into panics otherwise. */
@@ -576,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_steal_into),
         cmocka_unit_test(test_steal_halves),
         cmocka_unit_test(test_steal_into_nonempty_panics),
+        cmocka_unit_test(test_woken_marks),
         cmocka_unit_test(test_stress),
     };
     return cmocka_run_group_tests(tests, setup_pool, teardown_pool);
