@@ -167,6 +167,100 @@ static int bench_mpmc(const bench_opts *o)
     return 0;
 }
 
+/* --- pipeline: a 4-stage pipeline through capacity-4 queues; each stage
+ * does PIPE_ROUNDS rounds of xorshift on every item (about 1.7 us here),
+ * 20,000 items. Beside it, the same work done serially in one fiber, in the
+ * same run: the speedup says whether the stages ran in parallel (the ideal
+ * on W workers is min(W, 4)). It guards the stealing policy (sched.c,
+ * "stealing with a grace period"): tasks that talk through channels and
+ * work between their operations must still spread. ----------------------- */
+
+enum { PIPE_STAGES = 4, PIPE_CAP = 4, PIPE_ITEMS = 20000, PIPE_ROUNDS = 1000 };
+
+static uint64_t pipe_work(uint64_t v)
+{
+    for (int i = 0; i < PIPE_ROUNDS; i++) {
+        v ^= v << 13;
+        v ^= v >> 7;
+        v ^= v << 17;
+    }
+    return v | 1; /* never 0, so never a NULL item */
+}
+
+typedef struct {
+    wf_queue_t *in, *out; /* in NULL: the first stage makes the items */
+} pipe_stage;
+
+static int pipe_stage_fn(void *arg, void **res)
+{
+    pipe_stage *st = arg;
+    for (long i = 1; i <= PIPE_ITEMS; i++) {
+        void *v = ITEM(i);
+        if (st->in && wf_queue_get(st->in, &v))
+            return -1;
+        if (wf_queue_put(st->out, ITEM(pipe_work((uint64_t)ID(v)))))
+            return -2;
+    }
+    return 0;
+}
+
+static int pipeline_main(void *arg, void **res)
+{
+    sync_ctx *c = arg;
+    for (unsigned r = 0; r <= c->o->reps; r++) {
+        /* Serially: the reference checksum, and the time it takes. */
+        int64_t s0 = wf_now();
+        uint64_t want = 0;
+        for (long i = 1; i <= PIPE_ITEMS; i++) {
+            uint64_t v = (uint64_t)i;
+            for (int k = 0; k < PIPE_STAGES; k++)
+                v = pipe_work(v);
+            want += v;
+        }
+        int64_t s1 = wf_now();
+        wf_queue_t *q[PIPE_STAGES];
+        pipe_stage st[PIPE_STAGES];
+        wf_task_t t[PIPE_STAGES];
+        for (int k = 0; k < PIPE_STAGES; k++)
+            BENCH_CHECK(wf_queue_create(&q[k], PIPE_CAP, WF_QUEUE_FIFO, NULL) == 0, "queue");
+        int64_t t0 = wf_now();
+        for (int k = 0; k < PIPE_STAGES; k++) {
+            st[k].in = k ? q[k - 1] : NULL;
+            st[k].out = q[k];
+            BENCH_CHECK(wf_spawn(&t[k], pipe_stage_fn, &st[k], NULL) == 0, "spawn");
+        }
+        uint64_t got = 0;
+        for (long i = 0; i < PIPE_ITEMS; i++) {
+            void *v;
+            BENCH_CHECK(wf_queue_get(q[PIPE_STAGES - 1], &v) == 0, "get");
+            got += (uint64_t)ID(v);
+        }
+        int64_t t1 = wf_now();
+        for (int k = 0; k < PIPE_STAGES; k++) {
+            int rc = -1;
+            BENCH_CHECK(wf_join(t[k], &rc, NULL) == 0 && rc == 0, "stage %d: %d", k, rc);
+            wf_queue_destroy(q[k], NULL, NULL, NULL);
+        }
+        BENCH_CHECK(got == want, "checksum %llx, want %llx", (unsigned long long)got,
+                    (unsigned long long)want);
+        if (r) {
+            c->v[r - 1] = (double)(t1 - t0) / PIPE_ITEMS;
+            c->v2[r - 1] = (double)(s1 - s0) / (double)(t1 - t0);
+        }
+    }
+    return 0;
+}
+
+static int bench_pipeline(const bench_opts *o)
+{
+    sync_ctx c = {.o = o};
+    bench_run(o, pipeline_main, &c);
+    const char *extra = "stages=4,capacity=4,items=20000,xorshift_rounds=1000";
+    bench_print("pipeline", "ns_per_item", bench_median(c.v, o->reps), "ns", o, extra);
+    bench_print("pipeline", "speedup_vs_serial", bench_median(c.v2, o->reps), "x", o, extra);
+    return 0;
+}
+
 /* --- placement: the same two workloads with their tasks pinned, to show
  * what the scheduler's placement is worth: mpmc (as above, 1,000,000 items
  * a run) with every task on worker 0, producers on 0 and consumers on 1,
@@ -439,6 +533,8 @@ const bench_def bench_sync[] = {
     {"pingpong", "a token between two fibers through two capacity-1 queues, 1,000,000 round trips",
      bench_pingpong},
     {"mpmc", "4 producers, 4 consumers, one queue of capacity 1024, 10,000,000 items", bench_mpmc},
+    {"pipeline", "4 stages through capacity-4 queues, ~1.7 us of work per stage and item; speedup over serial",
+     bench_pipeline},
     {"placement", "mpmc and pingpong with their tasks pinned: on one worker, split, mixed (2+ workers)",
      bench_placement},
     {"lock", "64 fibers contending for one lock; uncontended lock and pthread_mutex beside", bench_lock},

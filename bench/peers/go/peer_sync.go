@@ -12,6 +12,7 @@ func init() {
 	benches = append(benches,
 		bench{"pingpong", "a token between two goroutines through two channels of capacity 1, 1,000,000 round trips", benchPingpong},
 		bench{"mpmc", "4 producers, 4 consumers, one channel of capacity 1024, 10,000,000 items", benchMPMC},
+		bench{"pipeline", "4 stages through channels of capacity 4, ~1.7 us of work per stage and item; speedup over serial", benchPipeline},
 		bench{"lock", "64 goroutines contending for one sync.Mutex; uncontended sync.Mutex beside", benchLock},
 		bench{"generator", "10,000,000 values from a generator goroutine through an unbuffered channel", benchGenerator},
 	)
@@ -99,6 +100,68 @@ func benchMPMC(o opts) {
 		return mpItems / el.Seconds()
 	})
 	report("mpmc", "items_per_s", v, "items/s", o, "producers=4,consumers=4,capacity=1024,items=10000000")
+}
+
+// --- pipeline ---------------------------------------------------------------
+
+const (
+	pipeStages = 4
+	pipeCap    = 4
+	pipeItems  = 20000
+	pipeRounds = 1000
+)
+
+func pipeWork(v uint64) uint64 {
+	for i := 0; i < pipeRounds; i++ {
+		v ^= v << 13
+		v ^= v >> 7
+		v ^= v << 17
+	}
+	return v | 1
+}
+
+func benchPipeline(o opts) {
+	var speedups []float64
+	v := timed(o, func() float64 {
+		s0 := time.Now()
+		var want uint64
+		for i := uint64(1); i <= pipeItems; i++ {
+			v := i
+			for k := 0; k < pipeStages; k++ {
+				v = pipeWork(v)
+			}
+			want += v
+		}
+		serial := time.Since(s0)
+		t0 := time.Now()
+		chans := make([]chan uint64, pipeStages)
+		for k := range chans {
+			chans[k] = make(chan uint64, pipeCap)
+		}
+		go func() {
+			for i := uint64(1); i <= pipeItems; i++ {
+				chans[0] <- pipeWork(i)
+			}
+		}()
+		for k := 1; k < pipeStages; k++ {
+			go func(in <-chan uint64, out chan<- uint64) {
+				for i := 0; i < pipeItems; i++ {
+					out <- pipeWork(<-in)
+				}
+			}(chans[k-1], chans[k])
+		}
+		var got uint64
+		for i := 0; i < pipeItems; i++ {
+			got += <-chans[pipeStages-1]
+		}
+		el := time.Since(t0)
+		check(got == want, "checksum %x, want %x", got, want)
+		speedups = append(speedups, serial.Seconds()/el.Seconds())
+		return float64(el.Nanoseconds()) / pipeItems
+	})
+	extra := "stages=4,capacity=4,items=20000,xorshift_rounds=1000"
+	report("pipeline", "ns_per_item", v, "ns", o, extra)
+	report("pipeline", "speedup_vs_serial", median(speedups[1:]), "x", o, extra)
 }
 
 // --- lock -------------------------------------------------------------------
