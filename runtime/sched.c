@@ -43,7 +43,10 @@
  *   6. Search: become a searcher if fewer than half the awake workers are
  *      (idle.h), steal half of a random victim's ring, two passes, the
  *      victims' next slots only on the last pass; look at inject and at
- *      every worker's overdue timers between passes.
+ *      every worker's overdue timers between passes. A victim's short ring
+ *      of tasks its own fibers woke is left to it while it gets through
+ *      it, by a searcher that has lately met channel contention (search(),
+ *      "stealing with a grace period").
  *   7. Park (below).
  *
  * THE WAKE-UP PROTOCOL (idle.h gives the counters)
