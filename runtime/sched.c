@@ -511,6 +511,7 @@ static wf__task *search(wf__worker *w)
             /* acquire: as the steal's own loads (runq.c). */
             uint32_t h = atomic_load_explicit(&v->runq.head, memory_order_acquire);
             uint32_t tl = atomic_load_explicit(&v->runq.tail, memory_order_acquire);
+            bool stalled = false;
             if (can_wait && tl != h && tl - h < STEAL_EAGER && wf__runq_only_woken(&v->runq, h)) {
                 if (!start) {
                     /* The first such victim: the grace period starts, if
@@ -520,17 +521,19 @@ static wf__task *search(wf__worker *w)
                     for (uint32_t j = 0; j < n; j++)
                         heads[j] = atomic_load_explicit(&rt->workers[j].runq.head, memory_order_relaxed);
                 }
-                if (can_wait && (!looked || h != heads[k])) {
-                    if (looked)
-                        heads[k] = h; /* moved since the last look */
-                    deferred = true;
-                    continue; /* it is getting through them */
+                if (can_wait) {
+                    if (!looked || h != heads[k]) {
+                        if (looked)
+                            heads[k] = h; /* moved since the last look */
+                        deferred = true;
+                        continue; /* it is getting through them */
+                    }
+                    stalled = true; /* no move for a whole look */
                 }
-                if ((t = wf__runq_steal_into(&v->runq, &w->runq)) != NULL)
-                    w->stats.stalled_steals++;
-            } else {
-                t = wf__runq_steal_into(&v->runq, &w->runq);
             }
+            t = wf__runq_steal_into(&v->runq, &w->runq);
+            if (t && stalled)
+                w->stats.stalled_steals++;
             if (!t && pass >= STEAL_PASSES - 1)
                 t = wf__runq_steal_next(&v->runq);
             if (t)
