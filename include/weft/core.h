@@ -131,7 +131,8 @@ void wf_config_init(wf_config_t *cfg);
  * cfg.shutdown_on_signal does the SIGINT/SIGTERM part for you.
  *
  * Environment: WF_STATS=1 prints each worker's and the poller's counters
- * on stderr when the runtime ends (tasks run, steals, parks, epoll
+ * on stderr when the runtime ends (tasks run, steals and how many were
+ * from stalled victims, passes spent in a steal grace period, parks, epoll
  * harvests, poller wake-ups); WF_POLLER_NO_PWAIT2 (io.h). */
 int wf_run(const wf_config_t *cfg, wf_fn main_fn, void *arg, int *status, void **result);
 
