@@ -397,9 +397,11 @@ static wf__task *harvest(wf__worker *w, bool keep)
     if (first)
         atomic_store_explicit(&first->where, WF__WHERE_QUEUED, memory_order_relaxed);
     if (first && first->pin >= 0) {
-        /* Pinned elsewhere: it cannot run here. */
+        /* Pinned elsewhere: it cannot run here. Run one of the rest
+         * instead: a caller that gets NULL goes on to steal, and a thief
+         * steals only into an empty queue (runq.c asserts it). */
         push_pinned(rt, first);
-        first = NULL;
+        first = wf__runq_pop(&w->runq);
     }
     /* More than one: make the rest stealable by a sleeping peer. */
     if (more)

@@ -454,6 +454,56 @@ static void test_fd_reuse(void **state)
     run_main(0, m_reuse, NULL);
 }
 
+/* A harvest whose first ready task is pinned (here or elsewhere) while
+ * the rest are not: the harvesting worker queued the rest on its own ring
+ * and returned nothing to run, and its search then stole into that
+ * non-empty queue: runq.c's invariant aborted the process (a review found
+ * it; it failed in the first round every time). Now it runs one of the
+ * rest. */
+static int pinned_fd_waiter(void *arg, void **res)
+{
+    int fd = (int)(intptr_t)arg;
+    int r = wf_wait_readable(fd, wf_deadline_in(10 * WF_NSEC_PER_SEC));
+    char c;
+    CHECK_EQ(read(fd, &c, 1), 1);
+    return r;
+}
+
+static int m_harvest_pinned_first(void *arg, void **res)
+{
+    for (int round = 0; round < 400; round++) {
+        int sp[2][2];
+        for (int i = 0; i < 2; i++)
+            CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp[i]), 0);
+        wf_spawn_opts_t o = WF_SPAWN_OPTS_INIT;
+        o.worker = round & 1;
+        wf_task_t t[2];
+        CHECK_EQ(wf_spawn(&t[0], pinned_fd_waiter, (void *)(intptr_t)sp[0][0], &o), 0);
+        CHECK_EQ(wf_spawn(&t[1], pinned_fd_waiter, (void *)(intptr_t)sp[1][0], NULL), 0);
+        int64_t deadline = wf_deadline_in(10 * WF_NSEC_PER_SEC);
+        for (int i = 0; i < 2; i++)
+            while (wf_task_state(t[i]) != WF_TASK_PARKED && wf_now() < deadline)
+                wf_yield();
+        for (int i = 0; i < 2; i++)
+            CHECK_EQ(write(sp[i][1], "x", 1), 1); /* both ready for one harvest */
+        for (int i = 0; i < 2; i++) {
+            int st = -1;
+            CHECK_EQ(wf_join(t[i], &st, NULL), 0);
+            CHECK_EQ(st, 0);
+        }
+        for (int i = 0; i < 2; i++) {
+            CHECK_EQ(wf_fd_close(sp[i][0]), 0);
+            CHECK_EQ(close(sp[i][1]), 0);
+        }
+    }
+    return 0;
+}
+
+static void test_harvest_pinned_first(void **state)
+{
+    run_main(2, m_harvest_pinned_first, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,7 +511,7 @@ int main(void)
         cmocka_unit_test(test_not_a_fiber),   cmocka_unit_test(test_pwait_mode),
         cmocka_unit_test(test_cancel),        cmocka_unit_test(test_bulk),
         cmocka_unit_test(test_socket_storm),  cmocka_unit_test(test_socket_storm_4_workers),
-        cmocka_unit_test(test_fd_reuse),
+        cmocka_unit_test(test_fd_reuse),     cmocka_unit_test(test_harvest_pinned_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
