@@ -121,6 +121,21 @@ static inline void wf__runq_mark_plain(wf__runq *q)
                           memory_order_relaxed);
 }
 
+/* Owner, now and then (the fairness tick, at most 61 pops apart): keep
+ * plain_end within 2^30 of head, so that the signed distance read by
+ * wf__runq_only_woken cannot wrap after 2^31 pops of woken tasks alone.
+ * A plain_end that far behind means every entry in the ring is a woken
+ * one, which plain_end = head still says. */
+static inline void wf__runq_plain_catch_up(wf__runq *q)
+{
+    /* relaxed: a hint, as in wf__runq_mark_plain; head may have moved on
+     * since, which leaves plain_end behind it, still saying the same. */
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    uint32_t end = atomic_load_explicit(&q->plain_end, memory_order_relaxed);
+    if ((int32_t)(h - end) > (int32_t)(1u << 30))
+        atomic_store_explicit(&q->plain_end, h, memory_order_relaxed);
+}
+
 /* Any thread: whether the entries from `head` on are all tasks woken by the
  * owner's fibers (a hint, as above). */
 static inline bool wf__runq_only_woken(wf__runq *q, uint32_t head)

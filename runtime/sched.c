@@ -477,8 +477,13 @@ void wf__note_contention(void)
         return;
     int64_t now = wf_now();
     uint32_t level = contention_level(w, now);
+    /* Keep the part of a microsecond not yet drained: reports spaced
+     * under 1 us apart would otherwise never drain the level. */
+    if (level)
+        w->contended_at += (int64_t)(w->contention - level) * CONTENTION_DRAIN_NS;
+    else
+        w->contended_at = now;
     w->contention = level < CONTENTION_MAX ? level + 1 : CONTENTION_MAX;
-    w->contended_at = now;
 }
 
 static wf__task *search(wf__worker *w)
@@ -635,8 +640,10 @@ static wf__task *find_task(wf__worker *w)
          * tick that returned early on a timer tick used to leave timer_in
          * at 0, and the next decrement wrapped it (no own-timer duty for
          * 2^32 ticks). */
-        if (fair)
+        if (fair) {
             w->fair_in = FAIRNESS_TICKS;
+            wf__runq_plain_catch_up(&w->runq);
+        }
         if (timers) {
             w->timer_in = TIMER_TICKS;
             check_own_timers(w);

@@ -319,6 +319,19 @@ static void test_woken_marks(void **state)
         while (wf__runq_pop(d))
             ;
         assert_true(wf__runq_only_woken(d, atomic_load(&d->head)));
+        /* The catch-up keeps plain_end within 2^30 of head, and leaves a
+         * nearer one alone. */
+        uint32_t qh = atomic_load(&q->head);
+        atomic_store(&q->plain_end, qh - (1u << 30) - 5);
+        wf__runq_plain_catch_up(q);
+        assert_int_equal(atomic_load(&q->plain_end), qh);
+        assert_true(wf__runq_only_woken(q, qh));
+        atomic_store(&q->plain_end, qh - 5);
+        wf__runq_plain_catch_up(q);
+        assert_int_equal(atomic_load(&q->plain_end), qh - 5);
+        atomic_store(&q->plain_end, qh + 1); /* a plain entry still in */
+        wf__runq_plain_catch_up(q);
+        assert_int_equal(atomic_load(&q->plain_end), qh + 1);
         free(q);
         free(d);
     }
