@@ -438,27 +438,33 @@ static void stop_searching(wf__worker *w)
 }
 
 /* Stealing with a grace period (docs/architecture.md, "Where a woken task
- * runs"). A victim's ring shorter than STEAL_EAGER that holds only tasks
- * its own fibers woke (runq.h, WOKEN ENTRIES) is left alone while the
- * victim gets through it (its head moved within the last STEAL_LOOK_NS),
- * when this worker has lately met contention on channel locks: its
- * contention level is CONTENTION_PACK or more. Such tasks talk through a
- * channel and do little else; spread over two cores they spend their time
- * moving the channel's lines between them (mpmc: 40 M items/s spread, 120
- * on one worker). A searcher waits up to STEAL_GRACE_NS for such a victim
- * to stall, then parks. Anything else (a longer ring, a spawn, a yield,
- * I/O, a victim stuck in one fiber, tasks that work between their channel
+ * runs"). A victim whose ring holds only tasks its own fibers woke, fewer
+ * than STEAL_EAGER (runq.h, WOKEN ENTRIES), or whose ring is empty but for
+ * its next slot, is left alone while it gets through them (it ran a task
+ * within the last STEAL_LOOK_NS: its published tick moved), when this
+ * worker has lately met contention on channel locks: its contention level
+ * is CONTENTION_PACK or more. Such tasks talk through a channel and do
+ * little else; spread over two cores they spend their time moving the
+ * channel's lines between them (mpmc: 40 M items/s spread, 120 on one
+ * worker). A searcher waits up to STEAL_GRACE_NS for such a victim to
+ * stall, then parks. Anything else (a longer ring, a spawn, a yield, I/O,
+ * a victim stuck in one fiber, tasks that work between their channel
  * operations and so rarely contend) is stolen at once, as before. */
 #define STEAL_EAGER 8
-/* The contention level drains by one every CONTENTION_DRAIN_NS; it stops
- * at CONTENTION_MAX (so a worker that has stopped meeting contention
- * steals again after about CONTENTION_MAX - CONTENTION_PACK us). */
+/* The contention level rises by CONTENTION_WEIGHT per contended lock
+ * acquisition and drains by one every CONTENTION_DRAIN_NS, up to
+ * CONTENTION_MAX: it passes CONTENTION_PACK only when contention comes
+ * more often than about once per 8 us (a channel shared by busy tasks on
+ * two cores: mpmc meets it several times a microsecond; the stages of a
+ * pipeline that work 0.2 us or more between operations, rarely), and a
+ * worker that has stopped meeting it steals again within about 16 ms. */
 #define CONTENTION_DRAIN_NS 1000
-#define CONTENTION_MAX 4096u
+#define CONTENTION_WEIGHT 8u
+#define CONTENTION_MAX 16384u
 #define CONTENTION_PACK 64u
 #define STEAL_LOOK_NS (30 * 1000)
 #define STEAL_GRACE_NS (150 * 1000)
-/* Victims whose heads a searcher remembers; with more workers, no grace. */
+/* Victims whose ticks a searcher remembers; with more workers, no grace. */
 #define STEAL_GRACE_MAX_WORKERS 64
 /* Pauses between two passes of a searcher waiting out a grace period: a
  * pass reads every victim's ring, the inject queue and the timer wheels. */
@@ -483,7 +489,7 @@ void wf__note_contention(void)
         w->contended_at += (int64_t)(w->contention - level) * CONTENTION_DRAIN_NS;
     else
         w->contended_at = now;
-    w->contention = level < CONTENTION_MAX ? level + 1 : CONTENTION_MAX;
+    w->contention = level < CONTENTION_MAX - CONTENTION_WEIGHT ? level + CONTENTION_WEIGHT : CONTENTION_MAX;
 }
 
 static wf__task *search(wf__worker *w)
@@ -496,9 +502,10 @@ static wf__task *search(wf__worker *w)
         w->searching = true;
     }
     wf__task *t = NULL;
-    /* Only a worker that lately met contention waits (see above). */
+    /* Only a worker that lately met contention waits (see above); the
+     * level is recomputed for the time of the first candidate victim. */
     bool can_wait = n <= STEAL_GRACE_MAX_WORKERS && w->contention >= CONTENTION_PACK;
-    uint32_t heads[STEAL_GRACE_MAX_WORKERS]; /* victims' heads at the last look */
+    uint64_t marks[STEAL_GRACE_MAX_WORKERS]; /* victims' ticks at the last look */
     int64_t start = 0, look = 0;
     for (int pass = 0;; pass++) {
         bool deferred = false, looked = false;
@@ -519,30 +526,36 @@ static wf__task *search(wf__worker *w)
             uint32_t h = atomic_load_explicit(&v->runq.head, memory_order_acquire);
             uint32_t tl = atomic_load_explicit(&v->runq.tail, memory_order_acquire);
             bool stalled = false;
-            if (can_wait && tl != h && tl - h < STEAL_EAGER && wf__runq_only_woken(&v->runq, h)) {
+            /* Only woken tasks: a short ring of them, or (ring empty) the
+             * next slot, which only ever holds a woken task. relaxed: a
+             * peek, as wf__runq_take_next's. */
+            if (can_wait && (tl != h ? tl - h < STEAL_EAGER && wf__runq_only_woken(&v->runq, h)
+                                     : atomic_load_explicit(&v->runq.next, memory_order_relaxed) != NULL)) {
                 if (!start) {
                     /* The first such victim: the grace period starts, if
-                     * the contention is recent enough. */
+                     * the contention is recent enough. relaxed: the
+                     * sysmon's liveness hint, read as it reads it. */
                     start = look = wf_now();
                     can_wait = contention_level(w, start) >= CONTENTION_PACK;
                     for (uint32_t j = 0; j < n; j++)
-                        heads[j] = atomic_load_explicit(&rt->workers[j].runq.head, memory_order_relaxed);
+                        marks[j] = atomic_load_explicit(&rt->workers[j].ticks, memory_order_relaxed);
                 }
                 if (can_wait) {
-                    if (!looked || h != heads[k]) {
+                    uint64_t tick = atomic_load_explicit(&v->ticks, memory_order_relaxed);
+                    if (!looked || tick != marks[k]) {
                         if (looked)
-                            heads[k] = h; /* moved since the last look */
+                            marks[k] = tick; /* it ran tasks since the last look */
                         deferred = true;
                         continue; /* it is getting through them */
                     }
-                    stalled = true; /* no move for a whole look */
+                    stalled = true; /* no task run for a whole look */
                 }
             }
             t = wf__runq_steal_into(&v->runq, &w->runq);
+            if (!t && (stalled || pass >= STEAL_PASSES - 1))
+                t = wf__runq_steal_next(&v->runq);
             if (t && stalled)
                 w->stats.stalled_steals++;
-            if (!t && pass >= STEAL_PASSES - 1)
-                t = wf__runq_steal_next(&v->runq);
             if (t)
                 w->stats.steals++;
         }

@@ -46,8 +46,8 @@ static int feeder(void *arg, void **res)
 {
     round_ctx *r = arg;
     CHECK_EQ(wf_worker_index(), 1);
-    /* The level rises by one a call and drains by one a microsecond: a
-     * call costs well under that, so the level climbs to its cap. */
+    /* The level rises by 8 a call and drains by one a microsecond: a call
+     * costs well under that, so the level climbs to its cap. */
     for (long n = 0; !atomic_load(&r->event_set); n++) {
         wf__note_contention();
         if (n == 100000)
