@@ -48,8 +48,8 @@ typedef struct wf__worker {
     uint64_t tick;
     int64_t harvest_at; /* when the fairness tick last harvested the epoll */
     /* Contention met on channel locks (wf__note_contention): a level that
-     * rises by one per contended acquisition and drains with time, and
-     * when it last rose. */
+     * rises with each contended acquisition and drains with time (sched.c,
+     * CONTENTION_*), and the time up to which it has drained. */
     uint32_t contention;
     int64_t contended_at;
     unsigned fair_in, timer_in; /* ticks until the loop's periodic duties */
